@@ -1,0 +1,181 @@
+//! `bertmt embed`: sentence vectors, their first values and the cosine-similarity matrix.
+
+use crate::{device, ModelArgs};
+use anyhow::{bail, Context, Result};
+use encoder::{cosine_similarity_matrix, EncodeOptions, Pooling, SentenceEncoder};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use tch::Tensor;
+
+/// Arguments of `embed`.
+#[derive(clap::Args, Debug)]
+pub struct EmbedArgs {
+    /// Texts to embed.
+    pub texts: Vec<String>,
+    /// Read texts from a file, one a line (blank lines skipped).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Pooling for the printed similarities and the output file; both are shown when not given.
+    #[arg(long)]
+    pub pooling: Option<Pooling>,
+    /// Scale vectors to unit length.
+    #[arg(long)]
+    pub normalize: bool,
+    /// Texts per forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Write the vectors to FILE: `.npy` (float32 [texts, hidden]) or `.jsonl` (one JSON object a text).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+/// Vectors of one pooling, with what the console shows of them.
+pub struct PooledEmbeddings {
+    /// The pooling.
+    pub pooling: Pooling,
+    /// `[texts, hidden]`.
+    pub vectors: Tensor,
+    /// `[texts, texts]` cosine similarities.
+    pub similarity: Tensor,
+}
+
+pub fn run(args: &EmbedArgs) -> Result<()> {
+    let texts = collect_texts(&args.texts, args.file.as_deref())?;
+    let device = device::parse(&args.model.device)?;
+    let encoder = load_encoder(&args.model.model, device)?;
+    println!("Model: {} on {}", args.model.model.display(), device::describe(device));
+    println!("{}\n", encoder.config());
+    let poolings = match args.pooling {
+        Some(pooling) => vec![pooling],
+        None => vec![Pooling::Cls, Pooling::Mean],
+    };
+    let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let results = embed(&encoder, &text_refs, &poolings, args.normalize, args.batch_size)?;
+    print!("{}", render(&text_refs, &results));
+    if let Some(output) = &args.output {
+        let chosen = results.last().context("no pooling computed")?;
+        write_vectors(output, &text_refs, &chosen.vectors)?;
+        println!("wrote {} vectors ({} pooling) to {}", texts.len(), chosen.pooling, output.display());
+    }
+    Ok(())
+}
+
+/// Loads a model directory, saying which directory failed.
+pub fn load_encoder(dir: &Path, device: tch::Device) -> Result<SentenceEncoder> {
+    SentenceEncoder::from_dir(dir, device).with_context(|| {
+        format!(
+            "cannot load the model at {} (run `cargo xtask setup` for the default model, or pass --model DIR)",
+            dir.display()
+        )
+    })
+}
+
+/// Encodes `texts` once per pooling.
+pub fn embed(
+    encoder: &SentenceEncoder,
+    texts: &[&str],
+    poolings: &[Pooling],
+    normalize: bool,
+    batch_size: usize,
+) -> Result<Vec<PooledEmbeddings>> {
+    poolings
+        .iter()
+        .map(|&pooling| {
+            let vectors = encoder.encode(texts, &EncodeOptions { pooling, normalize, batch_size })?;
+            let similarity = cosine_similarity_matrix(&vectors);
+            Ok(PooledEmbeddings { pooling, vectors, similarity })
+        })
+        .collect()
+}
+
+/// The console view: the first 5 values of each vector, then the similarity matrices.
+pub fn render(texts: &[&str], results: &[PooledEmbeddings]) -> String {
+    let mut out = String::new();
+    for result in results {
+        let _ = writeln!(
+            out,
+            "--- {} embeddings (first 5 of {} values) ---",
+            name(result.pooling),
+            result.vectors.size()[1]
+        );
+        for (i, text) in texts.iter().enumerate().take(20) {
+            let row: Vec<f64> = Vec::try_from(result.vectors.get(i as i64).narrow(0, 0, 5).to_kind(tch::Kind::Double))
+                .unwrap_or_default();
+            let values: Vec<String> = row.iter().map(|v| format!("{v:+.6}")).collect();
+            let _ = writeln!(out, "{:>3}. {:<50} [{}, ...]", i + 1, shorten(text, 50), values.join(", "));
+        }
+        if texts.len() > 20 {
+            let _ = writeln!(out, "     ... {} more (use --output to get them all)", texts.len() - 20);
+        }
+        let _ = writeln!(out);
+    }
+    for result in results {
+        if texts.len() > 20 {
+            break;
+        }
+        let _ = writeln!(out, "--- Cosine similarity, {} ---", name(result.pooling));
+        let _ = write!(out, "     ");
+        for j in 0..texts.len() {
+            let _ = write!(out, "{:>8}", j + 1);
+        }
+        let _ = writeln!(out);
+        for i in 0..texts.len() {
+            let _ = write!(out, "{:>3}. ", i + 1);
+            for j in 0..texts.len() {
+                let _ = write!(out, "{:>8.4}", result.similarity.double_value(&[i as i64, j as i64]));
+            }
+            let _ = writeln!(out);
+        }
+        let _ = writeln!(out);
+    }
+    out
+}
+
+fn name(pooling: Pooling) -> &'static str {
+    match pooling {
+        Pooling::Cls => "CLS",
+        Pooling::Mean => "Mean pooling",
+    }
+}
+
+fn shorten(text: &str, width: usize) -> String {
+    let quoted = format!("\"{text}\"");
+    if quoted.chars().count() <= width {
+        return quoted;
+    }
+    let cut: String = quoted.chars().take(width - 4).collect();
+    format!("{cut}...\"")
+}
+
+fn collect_texts(args: &[String], file: Option<&Path>) -> Result<Vec<String>> {
+    let mut texts: Vec<String> = args.to_vec();
+    if let Some(file) = file {
+        let content = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        texts.extend(content.lines().filter(|line| !line.trim().is_empty()).map(str::to_string));
+    }
+    if texts.is_empty() {
+        bail!("no texts to embed: pass them as arguments or with --file (one a line)");
+    }
+    Ok(texts)
+}
+
+fn write_vectors(path: &Path, texts: &[&str], vectors: &Tensor) -> Result<()> {
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let temporary = path.with_extension(format!("{extension}.tmp"));
+    match extension {
+        "npy" => vectors.to_kind(tch::Kind::Float).write_npy(&temporary)?,
+        "jsonl" => {
+            let mut lines = String::new();
+            for (i, text) in texts.iter().enumerate() {
+                let row: Vec<f32> = Vec::try_from(vectors.get(i as i64).to_kind(tch::Kind::Float))?;
+                lines.push_str(&serde_json::to_string(&serde_json::json!({ "text": text, "embedding": row }))?);
+                lines.push('\n');
+            }
+            std::fs::write(&temporary, lines)?;
+        }
+        other => bail!("cannot write `.{other}`: --output must end in .npy or .jsonl"),
+    }
+    std::fs::rename(&temporary, path).with_context(|| format!("cannot write {}", path.display()))
+}

@@ -1,0 +1,121 @@
+//! `BertSelfAttention`, `BertSelfOutput` and `BertAttention` (`encoder.layer.N.attention.*`).
+
+use crate::config::BertConfig;
+use tch::nn::{self, Module};
+use tch::Tensor;
+
+/// Multi-head self-attention (`attention.self.{query,key,value}`).
+#[derive(Debug)]
+pub struct BertSelfAttention {
+    query: nn::Linear,
+    key: nn::Linear,
+    value: nn::Linear,
+    num_heads: i64,
+    head_dim: i64,
+    dropout: f64,
+}
+
+impl BertSelfAttention {
+    /// Creates the projections under `path` (e.g. `... / "attention" / "self"`).
+    pub fn new(path: nn::Path, config: &BertConfig) -> Self {
+        let hidden = config.hidden_size;
+        Self {
+            query: linear(&path / "query", hidden, hidden, config),
+            key: linear(&path / "key", hidden, hidden, config),
+            value: linear(&path / "value", hidden, hidden, config),
+            num_heads: config.num_attention_heads,
+            head_dim: config.head_dim(),
+            dropout: config.attention_probs_dropout_prob,
+        }
+    }
+
+    /// `hidden` is `[batch, seq, hidden]`; `additive_mask` is `[batch, 1, 1, seq]`, 0 where a key may be attended
+    /// and a large negative number at padding. Returns the per-head contexts merged back to `[batch, seq, hidden]`.
+    pub fn forward_t(&self, hidden: &Tensor, additive_mask: &Tensor, train: bool) -> Tensor {
+        let (batch, seq) = (hidden.size()[0], hidden.size()[1]);
+        let heads = |projection: &nn::Linear| {
+            projection.forward(hidden).view([batch, seq, self.num_heads, self.head_dim]).transpose(1, 2)
+        };
+        let (query, key, value) = (heads(&self.query), heads(&self.key), heads(&self.value));
+        // libtorch's fused kernel computes softmax(q k^T / sqrt(d) + mask) v, with dropout on the probabilities.
+        let dropout = if train { self.dropout } else { 0.0 };
+        let context = Tensor::scaled_dot_product_attention(
+            &query,
+            &key,
+            &value,
+            Some(additive_mask),
+            dropout,
+            false,
+            None,
+            false,
+        );
+        context.transpose(1, 2).reshape([batch, seq, self.num_heads * self.head_dim])
+    }
+}
+
+/// Output projection, dropout, residual and LayerNorm (`attention.output.{dense,LayerNorm}`).
+#[derive(Debug)]
+pub struct BertSelfOutput {
+    dense: nn::Linear,
+    layer_norm: nn::LayerNorm,
+    dropout: f64,
+}
+
+impl BertSelfOutput {
+    /// Creates the layer under `path` (e.g. `... / "attention" / "output"`).
+    pub fn new(path: nn::Path, config: &BertConfig) -> Self {
+        Self {
+            dense: linear(&path / "dense", config.hidden_size, config.hidden_size, config),
+            layer_norm: layer_norm(&path / "LayerNorm", config),
+            dropout: config.hidden_dropout_prob,
+        }
+    }
+
+    /// LayerNorm(dropout(dense(context)) + residual).
+    pub fn forward_t(&self, context: &Tensor, residual: &Tensor, train: bool) -> Tensor {
+        let projected = self.dense.forward(context).dropout(self.dropout, train);
+        self.layer_norm.forward(&(projected + residual))
+    }
+}
+
+/// Self-attention followed by its output block (`encoder.layer.N.attention`).
+#[derive(Debug)]
+pub struct BertAttention {
+    self_attention: BertSelfAttention,
+    output: BertSelfOutput,
+}
+
+impl BertAttention {
+    /// Creates the block under `path` (e.g. `... / "layer" / 0 / "attention"`).
+    pub fn new(path: nn::Path, config: &BertConfig) -> Self {
+        Self {
+            self_attention: BertSelfAttention::new(&path / "self", config),
+            output: BertSelfOutput::new(&path / "output", config),
+        }
+    }
+
+    /// Attention over `hidden` with the additive padding mask.
+    pub fn forward_t(&self, hidden: &Tensor, additive_mask: &Tensor, train: bool) -> Tensor {
+        let context = self.self_attention.forward_t(hidden, additive_mask, train);
+        self.output.forward_t(&context, hidden, train)
+    }
+}
+
+/// A linear layer initialised as BERT does (normal weights, zero bias).
+pub(crate) fn linear(path: nn::Path, input: i64, output: i64, config: &BertConfig) -> nn::Linear {
+    let linear_config = nn::LinearConfig {
+        ws_init: nn::Init::Randn { mean: 0.0, stdev: config.initializer_range },
+        bs_init: Some(nn::Init::Const(0.0)),
+        bias: true,
+    };
+    nn::linear(path, input, output, linear_config)
+}
+
+/// A LayerNorm over the hidden size with the configured epsilon.
+pub(crate) fn layer_norm(path: nn::Path, config: &BertConfig) -> nn::LayerNorm {
+    nn::layer_norm(
+        path,
+        vec![config.hidden_size],
+        nn::LayerNormConfig { eps: config.layer_norm_eps, ..Default::default() },
+    )
+}

@@ -1,0 +1,84 @@
+//! `BertIntermediate`, `BertOutput` and `BertLayer` (`encoder.layer.N.*`).
+
+use super::attention::{layer_norm, linear, BertAttention};
+use crate::config::{BertConfig, HiddenAct};
+use tch::nn::{self, Module};
+use tch::Tensor;
+
+/// The feed-forward expansion with its activation (`intermediate.dense`).
+#[derive(Debug)]
+pub struct BertIntermediate {
+    dense: nn::Linear,
+    activation: HiddenAct,
+}
+
+impl BertIntermediate {
+    /// Creates the layer under `path` (e.g. `... / "layer" / 0 / "intermediate"`).
+    pub fn new(path: nn::Path, config: &BertConfig) -> Self {
+        Self {
+            dense: linear(&path / "dense", config.hidden_size, config.intermediate_size, config),
+            activation: config.hidden_act,
+        }
+    }
+
+    /// activation(dense(hidden)).
+    pub fn forward(&self, hidden: &Tensor) -> Tensor {
+        let projected = self.dense.forward(hidden);
+        match self.activation {
+            HiddenAct::Gelu => projected.gelu("none"),
+            HiddenAct::GeluNew => projected.gelu("tanh"),
+            HiddenAct::Relu => projected.relu(),
+        }
+    }
+}
+
+/// The feed-forward contraction, dropout, residual and LayerNorm (`output.{dense,LayerNorm}`).
+#[derive(Debug)]
+pub struct BertOutput {
+    dense: nn::Linear,
+    layer_norm: nn::LayerNorm,
+    dropout: f64,
+}
+
+impl BertOutput {
+    /// Creates the layer under `path` (e.g. `... / "layer" / 0 / "output"`).
+    pub fn new(path: nn::Path, config: &BertConfig) -> Self {
+        Self {
+            dense: linear(&path / "dense", config.intermediate_size, config.hidden_size, config),
+            layer_norm: layer_norm(&path / "LayerNorm", config),
+            dropout: config.hidden_dropout_prob,
+        }
+    }
+
+    /// LayerNorm(dropout(dense(intermediate)) + residual).
+    pub fn forward_t(&self, intermediate: &Tensor, residual: &Tensor, train: bool) -> Tensor {
+        let projected = self.dense.forward(intermediate).dropout(self.dropout, train);
+        self.layer_norm.forward(&(projected + residual))
+    }
+}
+
+/// One transformer layer: attention, then feed-forward (`encoder.layer.N`).
+#[derive(Debug)]
+pub struct BertLayer {
+    attention: BertAttention,
+    intermediate: BertIntermediate,
+    output: BertOutput,
+}
+
+impl BertLayer {
+    /// Creates the layer under `path` (e.g. `root / "encoder" / "layer" / 0`).
+    pub fn new(path: nn::Path, config: &BertConfig) -> Self {
+        Self {
+            attention: BertAttention::new(&path / "attention", config),
+            intermediate: BertIntermediate::new(&path / "intermediate", config),
+            output: BertOutput::new(&path / "output", config),
+        }
+    }
+
+    /// Runs the layer on `[batch, seq, hidden]` states.
+    pub fn forward_t(&self, hidden: &Tensor, additive_mask: &Tensor, train: bool) -> Tensor {
+        let attended = self.attention.forward_t(hidden, additive_mask, train);
+        let expanded = self.intermediate.forward(&attended);
+        self.output.forward_t(&expanded, &attended, train)
+    }
+}

@@ -1,0 +1,216 @@
+//! The BERT encoder, built from parts named after their Hugging Face counterparts, so that every variable's
+//! path in the `VarStore` (`embeddings.word_embeddings.weight`, `encoder.layer.0.attention.self.query.weight`, ...)
+//! is the checkpoint key it is loaded from.
+
+mod attention;
+mod embeddings;
+mod layer;
+
+pub use attention::{BertAttention, BertSelfAttention, BertSelfOutput};
+pub use embeddings::BertEmbeddings;
+pub use layer::{BertIntermediate, BertLayer, BertOutput};
+
+use crate::config::BertConfig;
+use crate::error::{EncoderError, Result};
+use tch::{nn, Kind, Tensor};
+
+/// The stack of transformer layers (`encoder.layer.*`).
+#[derive(Debug)]
+pub struct BertEncoder {
+    layers: Vec<BertLayer>,
+}
+
+impl BertEncoder {
+    /// Creates `num_hidden_layers` layers under `path / "layer" / i`.
+    pub fn new(path: nn::Path, config: &BertConfig) -> Self {
+        let layer_path = &path / "layer";
+        let layers = (0..config.num_hidden_layers).map(|index| BertLayer::new(&layer_path / index, config)).collect();
+        Self { layers }
+    }
+
+    /// Runs every layer in turn.
+    pub fn forward_t(&self, hidden: &Tensor, additive_mask: &Tensor, train: bool) -> Tensor {
+        let mut hidden = hidden.shallow_clone();
+        for layer in &self.layers {
+            hidden = layer.forward_t(&hidden, additive_mask, train);
+        }
+        hidden
+    }
+}
+
+/// What the encoder returns.
+#[derive(Debug)]
+pub struct BertModelOutput {
+    /// The last layer's token states, `[batch, seq, hidden]` (padding positions included; use the mask).
+    pub last_hidden_state: Tensor,
+}
+
+/// A BERT encoder without a pooler (as the notebook's `SentenceTransformer`).
+#[derive(Debug)]
+pub struct BertModel {
+    embeddings: BertEmbeddings,
+    encoder: BertEncoder,
+    config: BertConfig,
+}
+
+impl BertModel {
+    /// Creates a randomly initialised encoder under `path` (`vs.root()`, or a prefix such as `root / "bert"`).
+    pub fn new(path: nn::Path, config: &BertConfig) -> Self {
+        Self {
+            embeddings: BertEmbeddings::new(&path / "embeddings", config),
+            encoder: BertEncoder::new(&path / "encoder", config),
+            config: config.clone(),
+        }
+    }
+
+    /// The configuration the model was built from.
+    pub fn config(&self) -> &BertConfig {
+        &self.config
+    }
+
+    /// Runs the encoder.
+    ///
+    /// `input_ids`: `[batch, seq]` integer ids. `attention_mask`: `[batch, seq]`, 1 for real tokens and 0 for
+    /// padding (all ones when `None`). `token_type_ids`: `[batch, seq]` (all zeros when `None`).
+    /// `train` turns dropout on. Shapes, ranks and lengths are checked and reported as errors.
+    pub fn forward_t(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        token_type_ids: Option<&Tensor>,
+        train: bool,
+    ) -> Result<BertModelOutput> {
+        let size = input_ids.size();
+        if size.len() != 2 {
+            return Err(EncoderError::InvalidInput(format!("input_ids must be [batch, seq], got shape {size:?}")));
+        }
+        let (batch, seq) = (size[0], size[1]);
+        if batch == 0 || seq == 0 {
+            return Err(EncoderError::InvalidInput(format!("empty input_ids of shape {size:?}")));
+        }
+        if seq > self.config.max_position_embeddings {
+            return Err(EncoderError::InvalidInput(format!(
+                "sequence of {seq} tokens is longer than the model's {} positions: truncate it",
+                self.config.max_position_embeddings
+            )));
+        }
+        for (name, tensor) in [("attention_mask", attention_mask), ("token_type_ids", token_type_ids)] {
+            if let Some(tensor) = tensor {
+                if tensor.size() != size {
+                    return Err(EncoderError::InvalidInput(format!(
+                        "{name} has shape {:?}, expected {size:?} like input_ids",
+                        tensor.size()
+                    )));
+                }
+            }
+        }
+        let input_ids = input_ids.to_kind(Kind::Int64);
+        let token_type_ids = match token_type_ids {
+            Some(ids) => ids.to_kind(Kind::Int64),
+            None => input_ids.zeros_like(),
+        };
+        let hidden = self.embeddings.forward_t(&input_ids, &token_type_ids, train);
+        let additive_mask = match attention_mask {
+            Some(mask) => additive_attention_mask(mask, hidden.kind()),
+            None => Tensor::zeros([batch, 1, 1, seq], (hidden.kind(), hidden.device())),
+        };
+        let last_hidden_state = self.encoder.forward_t(&hidden, &additive_mask, train);
+        Ok(BertModelOutput { last_hidden_state })
+    }
+}
+
+/// Turns a `[batch, seq]` 1/0 mask into the `[batch, 1, 1, seq]` additive mask the attention adds to its scores:
+/// 0 for real tokens and the dtype's lowest value for padding, so that padding gets zero probability (the lowest
+/// finite value, not -inf, keeps a fully padded row finite instead of NaN).
+pub fn additive_attention_mask(mask: &Tensor, kind: Kind) -> Tensor {
+    let lowest = match kind {
+        Kind::Double => f64::MIN,
+        Kind::Half => -65504.0,
+        _ => f64::from(f32::MIN),
+    };
+    let keep = mask.to_kind(kind).unsqueeze(1).unsqueeze(1);
+    (keep.ones_like() - keep) * lowest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{nn, Device};
+
+    fn tiny() -> (nn::VarStore, BertModel) {
+        tch::manual_seed(0);
+        let config = BertConfig {
+            vocab_size: 30,
+            hidden_size: 16,
+            num_hidden_layers: 2,
+            num_attention_heads: 4,
+            intermediate_size: 32,
+            max_position_embeddings: 12,
+            ..BertConfig::default()
+        };
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = BertModel::new(vs.root(), &config);
+        (vs, model)
+    }
+
+    fn ids(values: &[i64]) -> Tensor {
+        Tensor::from_slice(values).view([1, values.len() as i64])
+    }
+
+    #[test]
+    fn variables_carry_hugging_face_names() {
+        let (vs, _) = tiny();
+        let names = vs.variables();
+        assert_eq!(names.len(), 5 + 16 * 2);
+        for name in [
+            "embeddings.word_embeddings.weight",
+            "embeddings.LayerNorm.bias",
+            "encoder.layer.1.attention.self.query.weight",
+            "encoder.layer.1.attention.output.LayerNorm.weight",
+            "encoder.layer.0.intermediate.dense.bias",
+            "encoder.layer.0.output.dense.weight",
+        ] {
+            assert!(names.contains_key(name), "{name} missing");
+        }
+        assert_eq!(names["encoder.layer.0.intermediate.dense.weight"].size(), [32, 16]);
+    }
+
+    #[test]
+    fn padding_does_not_change_the_states_of_real_tokens() {
+        let (_, model) = tiny();
+        let alone = model.forward_t(&ids(&[2, 5, 7, 3]), None, None, false).expect("forward").last_hidden_state;
+        // The same sequence padded with arbitrary ids, masked out.
+        let padded = ids(&[2, 5, 7, 3, 9, 9, 1]);
+        let mask = ids(&[1, 1, 1, 1, 0, 0, 0]);
+        let batched = model.forward_t(&padded, Some(&mask), None, false).expect("forward").last_hidden_state;
+        let diff = (alone - batched.narrow(1, 0, 4)).abs().max().double_value(&[]);
+        assert!(diff < 1e-6, "padding changed real tokens by {diff}");
+    }
+
+    #[test]
+    fn dropout_only_in_training_and_token_types_matter() {
+        let (_, model) = tiny();
+        let input = ids(&[2, 5, 7, 3]);
+        let eval =
+            |types: Option<&Tensor>| model.forward_t(&input, None, types, false).expect("forward").last_hidden_state;
+        assert!(eval(None).equal(&eval(None)));
+        let train = model.forward_t(&input, None, None, true).expect("forward").last_hidden_state;
+        assert!(!train.equal(&eval(None)));
+        let segment_b = input.ones_like();
+        assert!(!eval(Some(&segment_b)).equal(&eval(None)));
+    }
+
+    #[test]
+    fn bad_shapes_are_errors_not_panics() {
+        let (_, model) = tiny();
+        let flat = Tensor::from_slice(&[1i64, 2, 3]);
+        assert!(matches!(model.forward_t(&flat, None, None, false), Err(EncoderError::InvalidInput(_))));
+        let mask = ids(&[1, 1]);
+        let err = model.forward_t(&ids(&[1, 2, 3]), Some(&mask), None, false).unwrap_err();
+        assert!(err.to_string().contains("attention_mask"), "{err}");
+        let too_long = Tensor::ones([1, 13], (Kind::Int64, Device::Cpu));
+        assert!(model.forward_t(&too_long, None, None, false).is_err());
+        let empty = Tensor::zeros([0, 4], (Kind::Int64, Device::Cpu));
+        assert!(model.forward_t(&empty, None, None, false).is_err());
+    }
+}

@@ -1,0 +1,131 @@
+//! Parity with the reference implementation: outputs of Hugging Face `transformers` saved as safetensors
+//! (see `tests/fixtures/make_parity_fixture.py`), and the comparison of our encoder against them.
+
+use crate::error::{EncoderError, Result};
+use crate::pooling::Pooling;
+use crate::sentence::{pad_batch, EncodeOptions, SentenceEncoder};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::Path;
+use tch::{Device, Tensor};
+
+/// Reference outputs for a list of texts, run as one padded batch.
+#[derive(Debug)]
+pub struct ReferenceOutputs {
+    /// The texts.
+    pub texts: Vec<String>,
+    /// The directory name of the model that produced them.
+    pub model: String,
+    /// Token ids of all texts, concatenated (no padding).
+    pub input_ids: Vec<i64>,
+    /// Tokens per text.
+    pub lengths: Vec<i64>,
+    /// `[all real tokens, hidden]` last hidden states.
+    pub token_states: Tensor,
+    /// `[texts, hidden]` `[CLS]` states.
+    pub cls: Tensor,
+    /// `[texts, hidden]` masked means.
+    pub mean: Tensor,
+}
+
+impl ReferenceOutputs {
+    /// Reads a fixture written by `make_parity_fixture.py` (texts and model name are in its metadata).
+    pub fn read(path: &Path) -> Result<Self> {
+        let invalid = |message: String| EncoderError::Config { path: path.to_path_buf(), message };
+        let bytes = std::fs::read(path).map_err(|source| EncoderError::Io { path: path.to_path_buf(), source })?;
+        let header_len = bytes
+            .get(..8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_le_bytes)
+            .ok_or_else(|| invalid("not a safetensors file".into()))?;
+        let header = usize::try_from(header_len)
+            .ok()
+            .and_then(|len| bytes.get(8..8 + len))
+            .ok_or_else(|| invalid("truncated safetensors header".into()))?;
+        let header: serde_json::Value = serde_json::from_slice(header).map_err(|e| invalid(e.to_string()))?;
+        let metadata = &header["__metadata__"];
+        let texts: Vec<String> = metadata["texts"]
+            .as_str()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .ok_or_else(|| invalid("no `texts` list in the metadata".into()))?;
+        let model = metadata["model"].as_str().unwrap_or_default().to_string();
+
+        let mut tensors: HashMap<String, Tensor> =
+            Tensor::read_safetensors(path).map_err(|e| invalid(e.to_string()))?.into_iter().collect();
+        let mut take = |name: &str| tensors.remove(name).ok_or_else(|| invalid(format!("no tensor `{name}`")));
+        let input_ids = Vec::<i64>::try_from(take("input_ids")?)?;
+        let lengths = Vec::<i64>::try_from(take("lengths")?)?;
+        let (token_states, cls, mean) = (take("token_states")?, take("cls")?, take("mean")?);
+        if lengths.len() != texts.len() || lengths.iter().sum::<i64>() != input_ids.len() as i64 {
+            return Err(invalid("lengths do not match the texts and token ids".into()));
+        }
+        Ok(Self { texts, model, input_ids, lengths, token_states, cls, mean })
+    }
+}
+
+/// How far our encoder is from the reference.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParityReport {
+    /// Number of texts compared.
+    pub texts: usize,
+    /// Number of real tokens compared.
+    pub tokens: usize,
+    /// Whether our tokenizer gave the reference's token ids.
+    pub token_ids_match: bool,
+    /// Max |ours - reference| over every real token state, for the same padded batch.
+    pub token_states_max_abs_diff: f64,
+    /// Max |ours - reference| of `[CLS]` vectors from [`SentenceEncoder::encode`] (length-sorted batches).
+    pub cls_max_abs_diff: f64,
+    /// Max |ours - reference| of masked-mean vectors from [`SentenceEncoder::encode`].
+    pub mean_max_abs_diff: f64,
+}
+
+impl ParityReport {
+    /// The largest of the three differences.
+    pub fn max_abs_diff(&self) -> f64 {
+        self.token_states_max_abs_diff.max(self.cls_max_abs_diff).max(self.mean_max_abs_diff)
+    }
+}
+
+/// Runs the reference's texts through `encoder` (once as the reference's padded batch, once through `encode`
+/// in batches of 3 sorted by length) and measures the differences.
+pub fn compare(encoder: &SentenceEncoder, reference: &ReferenceOutputs) -> Result<ParityReport> {
+    let texts: Vec<&str> = reference.texts.iter().map(String::as_str).collect();
+    let encodings = encoder.tokenizer().encode_texts(&texts)?;
+    let ids: Vec<i64> = encodings.iter().flat_map(|e| e.get_ids().iter().map(|&id| i64::from(id))).collect();
+    let token_ids_match = ids == reference.input_ids;
+
+    let sequences: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
+    let device = encoder.var_store().device();
+    let (input_ids, mask) = pad_batch(&sequences, encoder.tokenizer().pad_id(), device);
+    let hidden = tch::no_grad(|| encoder.model().forward_t(&input_ids, Some(&mask), None, false))?
+        .last_hidden_state
+        .to_device(Device::Cpu);
+    let real: Vec<Tensor> =
+        sequences.iter().enumerate().map(|(i, s)| hidden.get(i as i64).narrow(0, 0, s.len() as i64)).collect();
+    let token_states_max_abs_diff =
+        if token_ids_match { max_abs_diff(&Tensor::cat(&real, 0), &reference.token_states)? } else { f64::INFINITY };
+
+    let pooled = |pooling| encoder.encode(&texts, &EncodeOptions { pooling, normalize: false, batch_size: 3 });
+    let cls_max_abs_diff = max_abs_diff(&pooled(Pooling::Cls)?, &reference.cls)?;
+    let mean_max_abs_diff = max_abs_diff(&pooled(Pooling::Mean)?, &reference.mean)?;
+    Ok(ParityReport {
+        texts: texts.len(),
+        tokens: ids.len(),
+        token_ids_match,
+        token_states_max_abs_diff,
+        cls_max_abs_diff,
+        mean_max_abs_diff,
+    })
+}
+
+fn max_abs_diff(ours: &Tensor, reference: &Tensor) -> Result<f64> {
+    if ours.size() != reference.size() {
+        return Err(EncoderError::InvalidInput(format!(
+            "shape {:?} does not match the reference's {:?}",
+            ours.size(),
+            reference.size()
+        )));
+    }
+    Ok((ours - reference).abs().max().double_value(&[]))
+}

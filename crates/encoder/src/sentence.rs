@@ -1,0 +1,219 @@
+//! `SentenceEncoder`: a pretrained BERT and its tokenizer, turning texts into sentence or token embeddings.
+
+use crate::config::BertConfig;
+use crate::error::{EncoderError, Result};
+use crate::model::BertModel;
+use crate::pooling::{l2_normalize, pool, Pooling};
+use crate::tokenizer::BertTokenizer;
+use crate::weights::{copy_encoder_weights, read_checkpoint, LoadReport};
+use std::path::{Path, PathBuf};
+use tch::{nn, Device, Kind, Tensor};
+
+/// Options of [`SentenceEncoder::encode`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EncodeOptions {
+    /// How token states become one vector per text.
+    pub pooling: Pooling,
+    /// Scale each sentence vector to unit length.
+    pub normalize: bool,
+    /// Texts per forward pass.
+    pub batch_size: usize,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        Self { pooling: Pooling::Mean, normalize: false, batch_size: 32 }
+    }
+}
+
+/// The per-token output of one text.
+#[derive(Debug)]
+pub struct TokenEmbeddings {
+    /// The WordPiece tokens, `[CLS]` and `[SEP]` included.
+    pub tokens: Vec<String>,
+    /// Their ids.
+    pub ids: Vec<u32>,
+    /// `[tokens, hidden]` last hidden states of the real tokens (no padding).
+    pub states: Tensor,
+}
+
+/// The files of a Hugging Face BERT directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelFiles {
+    /// The directory.
+    pub dir: PathBuf,
+    /// `config.json`.
+    pub config: PathBuf,
+    /// `model.safetensors` (preferred) or `pytorch_model.bin`.
+    pub weights: PathBuf,
+}
+
+impl ModelFiles {
+    /// Finds the configuration and weight files of `dir`, or says which is missing.
+    pub fn locate(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(EncoderError::MissingFile { dir: dir.to_path_buf(), what: "such directory".into() });
+        }
+        let config = dir.join("config.json");
+        if !config.is_file() {
+            return Err(EncoderError::MissingFile { dir: dir.to_path_buf(), what: "config.json".into() });
+        }
+        let weights = ["model.safetensors", "pytorch_model.bin"]
+            .iter()
+            .map(|name| dir.join(name))
+            .find(|path| path.is_file())
+            .ok_or_else(|| EncoderError::MissingFile {
+                dir: dir.to_path_buf(),
+                what: "model.safetensors or pytorch_model.bin".into(),
+            })?;
+        Ok(Self { dir: dir.to_path_buf(), config, weights })
+    }
+}
+
+/// Builds a `BertModel` at the root of `vs` from a Hugging Face directory and copies its weights.
+pub fn load_pretrained(vs: &nn::VarStore, dir: &Path) -> Result<(BertModel, LoadReport)> {
+    let files = ModelFiles::locate(dir)?;
+    let config = BertConfig::from_file(&files.config)?;
+    tracing::info!(dir = %dir.display(), "model configuration:\n{config}");
+    let model = BertModel::new(vs.root(), &config);
+    let report = copy_encoder_weights(vs, "", read_checkpoint(&files.weights)?, &files.weights)?;
+    Ok((model, report))
+}
+
+/// A pretrained encoder with its tokenizer, for inference.
+#[derive(Debug)]
+pub struct SentenceEncoder {
+    vs: nn::VarStore,
+    model: BertModel,
+    tokenizer: BertTokenizer,
+    load_report: LoadReport,
+}
+
+impl SentenceEncoder {
+    /// Loads a Hugging Face BERT directory (config, weights, tokenizer) onto `device`.
+    pub fn from_dir(dir: &Path, device: Device) -> Result<Self> {
+        let vs = nn::VarStore::new(device);
+        let (model, load_report) = load_pretrained(&vs, dir)?;
+        let max_length = usize::try_from(model.config().max_position_embeddings)
+            .map_err(|_| EncoderError::InvalidInput("max_position_embeddings does not fit in usize".into()))?;
+        let tokenizer = BertTokenizer::from_dir(dir, max_length)?;
+        Ok(Self { vs, model, tokenizer, load_report })
+    }
+
+    /// The encoder.
+    pub fn model(&self) -> &BertModel {
+        &self.model
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BertConfig {
+        self.model.config()
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &BertTokenizer {
+        &self.tokenizer
+    }
+
+    /// The variables (Hugging Face names).
+    pub fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    /// What loading the weights did.
+    pub fn load_report(&self) -> &LoadReport {
+        &self.load_report
+    }
+
+    /// One vector per text, `[texts, hidden]` on the CPU, in the order given.
+    ///
+    /// Texts are sorted by length and batched with padding to the longest text of each batch, so the result does
+    /// not depend on how texts are grouped (padding is masked out); texts longer than the model's positions are
+    /// truncated.
+    pub fn encode(&self, texts: &[&str], options: &EncodeOptions) -> Result<Tensor> {
+        let mut pooled = Vec::with_capacity(texts.len());
+        self.run_batches(texts, options.batch_size, |indices, states, mask| {
+            let vectors = pool(states, mask, options.pooling);
+            let vectors = if options.normalize { l2_normalize(&vectors) } else { vectors };
+            let vectors = vectors.to_device(Device::Cpu);
+            for (row, &index) in indices.iter().enumerate() {
+                pooled.push((index, vectors.get(row as i64)));
+            }
+        })?;
+        pooled.sort_by_key(|(index, _)| *index);
+        let rows: Vec<Tensor> = pooled.into_iter().map(|(_, row)| row).collect();
+        Ok(Tensor::stack(&rows, 0))
+    }
+
+    /// The last hidden state of every real token of every text, in the order given.
+    pub fn encode_tokens(&self, texts: &[&str], batch_size: usize) -> Result<Vec<TokenEmbeddings>> {
+        let encodings = self.tokenizer.encode_texts(texts)?;
+        let mut states: Vec<Option<Tensor>> = (0..texts.len()).map(|_| None).collect();
+        self.run_batches(texts, batch_size, |indices, hidden, _mask| {
+            let hidden = hidden.to_device(Device::Cpu);
+            for (row, &index) in indices.iter().enumerate() {
+                let length = encodings[index].get_ids().len() as i64;
+                states[index] = Some(hidden.get(row as i64).narrow(0, 0, length));
+            }
+        })?;
+        Ok(encodings
+            .into_iter()
+            .zip(states)
+            .map(|(encoding, states)| TokenEmbeddings {
+                tokens: encoding.get_tokens().to_vec(),
+                ids: encoding.get_ids().to_vec(),
+                states: states.unwrap_or_else(|| Tensor::zeros([0], (Kind::Float, Device::Cpu))),
+            })
+            .collect())
+    }
+
+    /// Tokenizes, sorts by length (longest first), and calls `sink(indices, last_hidden_state, mask)` per batch.
+    fn run_batches(
+        &self,
+        texts: &[&str],
+        batch_size: usize,
+        mut sink: impl FnMut(&[usize], &Tensor, &Tensor),
+    ) -> Result<()> {
+        if texts.is_empty() {
+            return Err(EncoderError::InvalidInput("no texts to encode".into()));
+        }
+        if batch_size == 0 {
+            return Err(EncoderError::InvalidInput("batch_size must be at least 1".into()));
+        }
+        let encodings = self.tokenizer.encode_texts(texts)?;
+        let truncated = encodings.iter().filter(|e| !e.get_overflowing().is_empty()).count();
+        if truncated > 0 {
+            tracing::warn!(
+                truncated,
+                max_length = self.tokenizer.max_length(),
+                "texts truncated to the model's length"
+            );
+        }
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&index| std::cmp::Reverse(encodings[index].get_ids().len()));
+        let device = self.vs.device();
+        let _no_grad = tch::no_grad_guard();
+        for indices in order.chunks(batch_size) {
+            let ids: Vec<&[u32]> = indices.iter().map(|&index| encodings[index].get_ids()).collect();
+            let (input_ids, mask) = pad_batch(&ids, self.tokenizer.pad_id(), device);
+            let output = self.model.forward_t(&input_ids, Some(&mask), None, false)?;
+            sink(indices, &output.last_hidden_state, &mask);
+        }
+        Ok(())
+    }
+}
+
+/// Pads token id sequences to the longest one: `([batch, longest] ids, [batch, longest] 1/0 mask)`, int64.
+pub fn pad_batch(sequences: &[&[u32]], pad_id: u32, device: Device) -> (Tensor, Tensor) {
+    let longest = sequences.iter().map(|s| s.len()).max().unwrap_or(0);
+    let mut ids = Vec::with_capacity(sequences.len() * longest);
+    let mut mask = Vec::with_capacity(sequences.len() * longest);
+    for sequence in sequences {
+        ids.extend(sequence.iter().map(|&id| i64::from(id)));
+        ids.extend(std::iter::repeat_n(i64::from(pad_id), longest - sequence.len()));
+        mask.extend(std::iter::repeat_n(1i64, sequence.len()));
+        mask.extend(std::iter::repeat_n(0i64, longest - sequence.len()));
+    }
+    let shape = [sequences.len() as i64, longest as i64];
+    (Tensor::from_slice(&ids).view(shape).to_device(device), Tensor::from_slice(&mask).view(shape).to_device(device))
+}

@@ -1,0 +1,124 @@
+//! The encoder against the reference implementation: Hugging Face `transformers` outputs committed as fixtures
+//! (`fixtures/make_parity_fixture.py` regenerates them), on the default model that `cargo xtask setup` installs.
+
+use encoder::reference::{compare, ReferenceOutputs};
+use encoder::{cosine_similarity_matrix, BertModel, EncodeOptions, EncoderError, Pooling, SentenceEncoder};
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+const TOLERANCE: f64 = 1e-5;
+
+fn model_dir() -> PathBuf {
+    let dir = std::env::var_os("BERTMT_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/models/all-MiniLM-L6-v2"));
+    assert!(
+        dir.join("config.json").is_file(),
+        "the default model is missing at {}: run `cargo xtask setup` (or set BERTMT_MODEL)",
+        dir.display()
+    );
+    dir
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+fn read_tensors(path: &Path) -> std::collections::HashMap<String, Tensor> {
+    Tensor::read_safetensors(path).expect("fixture readable").into_iter().collect()
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.size(), b.size());
+    (a - b).abs().max().double_value(&[])
+}
+
+#[test]
+fn matches_transformers_on_a_padded_batch_to_1e_5() {
+    let encoder = SentenceEncoder::from_dir(&model_dir(), Device::Cpu).expect("model loads");
+    let reference = ReferenceOutputs::read(&fixture("parity.safetensors")).expect("fixture readable");
+    assert!(reference.texts.len() >= 6);
+    assert!(reference.lengths.iter().any(|&l| l > 128), "one text must be longer than 128 tokens");
+    assert!(reference.texts.iter().any(|t| !t.is_ascii()), "one text must hold unicode");
+    let report = compare(&encoder, &reference).expect("comparison runs");
+    println!("{report:?}");
+    assert!(report.token_ids_match, "token ids differ from the reference tokenizer");
+    assert_eq!(report.tokens, reference.input_ids.len());
+    assert!(report.token_states_max_abs_diff <= TOLERANCE, "{report:?}");
+    assert!(report.cls_max_abs_diff <= TOLERANCE && report.mean_max_abs_diff <= TOLERANCE, "{report:?}");
+}
+
+#[test]
+fn a_mixed_batch_gives_the_same_embeddings_as_each_text_alone() {
+    let encoder = SentenceEncoder::from_dir(&model_dir(), Device::Cpu).expect("model loads");
+    let texts = ["Short.", "A considerably longer sentence, with several clauses, to force padding.", "Mid size."];
+    let options = EncodeOptions { pooling: Pooling::Mean, normalize: true, batch_size: 8 };
+    let together = encoder.encode(&texts, &options).expect("encode");
+    for (i, text) in texts.iter().enumerate() {
+        let alone = encoder.encode(&[text], &options).expect("encode");
+        let diff = max_abs_diff(&together.get(i as i64), &alone.get(0));
+        assert!(diff <= TOLERANCE, "text {i} differs by {diff} when batched");
+    }
+    let tokens = encoder.encode_tokens(&texts, 2).expect("tokens");
+    assert_eq!(tokens[0].tokens, ["[CLS]", "short", ".", "[SEP]"]);
+    assert_eq!(tokens[0].states.size(), [4, encoder.config().hidden_size]);
+}
+
+#[test]
+fn related_sentences_are_more_similar_than_unrelated_ones() {
+    let encoder = SentenceEncoder::from_dir(&model_dir(), Device::Cpu).expect("model loads");
+    let ids = encoder.tokenizer().encode_texts(&["A man is eating food."]).expect("tokenizes");
+    assert_eq!(ids[0].get_ids(), [101, 1037, 2158, 2003, 5983, 2833, 1012, 102]);
+
+    let texts = ["A man is eating food.", "A man is eating a piece of bread.", "The stock market fell sharply today."];
+    let vectors = encoder.encode(&texts, &EncodeOptions::default()).expect("encode");
+    let similarity = cosine_similarity_matrix(&vectors);
+    let related = similarity.double_value(&[0, 1]);
+    assert!((related - 0.755).abs() < 0.01, "all-MiniLM-L6-v2 gives about 0.755, got {related}");
+    assert!(related > similarity.double_value(&[0, 2]) && related > similarity.double_value(&[1, 2]));
+
+    // The notebook's three sentences: the two about fruit are closer than fruit and the app.
+    let notebook = ["Fetch Rewards is a great app!", "I love eating apples.", "I do enjoy oranges!"];
+    for pooling in [Pooling::Cls, Pooling::Mean] {
+        let options = EncodeOptions { pooling, ..EncodeOptions::default() };
+        let similarity = cosine_similarity_matrix(&encoder.encode(&notebook, &options).expect("encode"));
+        assert!(
+            similarity.double_value(&[1, 2]) > similarity.double_value(&[0, 1]),
+            "{pooling}: apples/oranges should beat app/apples"
+        );
+    }
+}
+
+#[test]
+fn texts_longer_than_the_model_are_truncated_and_empty_input_is_an_error() {
+    let encoder = SentenceEncoder::from_dir(&model_dir(), Device::Cpu).expect("model loads");
+    let long = "word ".repeat(2000);
+    let tokens = encoder.encode_tokens(&[long.as_str()], 1).expect("long text encodes");
+    assert_eq!(tokens[0].ids.len(), 512);
+    assert_eq!(tokens[0].ids.last(), Some(&102), "truncation keeps [SEP]");
+    let vectors = encoder.encode(&[long.as_str(), "short"], &EncodeOptions::default()).expect("encode");
+    assert_eq!(vectors.size(), [2, 384]);
+    assert!(matches!(encoder.encode(&[], &EncodeOptions::default()), Err(EncoderError::InvalidInput(_))));
+    let too_long = Tensor::ones([1, 513], (Kind::Int64, Device::Cpu));
+    let err = encoder.model().forward_t(&too_long, None, None, false).unwrap_err();
+    assert!(err.to_string().contains("513"), "{err}");
+}
+
+#[test]
+fn loads_a_legacy_pytorch_checkpoint_and_matches_transformers() {
+    let dir = fixture("tiny-legacy-bert");
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let (model, report) = encoder::load_pretrained(&vs, &dir).expect("legacy checkpoint loads");
+    assert_eq!(report.skipped, ["cls.predictions.bias"]);
+    assert_eq!(report.copied, 5 + 16 * 2);
+    let expected = read_tensors(&dir.join("expected.safetensors"));
+    let mask = &expected["attention_mask"];
+    let hidden = tch::no_grad(|| model.forward_t(&expected["input_ids"], Some(mask), None, false))
+        .expect("forward")
+        .last_hidden_state;
+    // Compare real tokens only: padding positions are not defined by the reference.
+    let keep = mask.unsqueeze(-1).to_kind(Kind::Float);
+    let diff = max_abs_diff(&(&hidden * &keep), &(&expected["last_hidden_state"] * &keep));
+    assert!(diff <= TOLERANCE, "tiny legacy model differs by {diff}");
+    let _: &BertModel = &model;
+}
