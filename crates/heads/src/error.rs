@@ -1,0 +1,111 @@
+//! The error type of this crate.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while building, running, freezing, saving or loading a multi-task model.
+#[derive(Debug, thiserror::Error)]
+pub enum HeadsError {
+    /// An error of the encoder (loading a pretrained directory, running the encoder).
+    #[error(transparent)]
+    Encoder(#[from] encoder::EncoderError),
+    /// An error from libtorch.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+    /// A file or directory could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A JSON file could not be parsed or written.
+    #[error("{path}: invalid JSON: {source}")]
+    Json {
+        /// The JSON file.
+        path: PathBuf,
+        /// The underlying error.
+        source: serde_json::Error,
+    },
+    /// A model configuration that cannot be built (no labels, duplicate labels, bad dropout, ...).
+    #[error("invalid model configuration: {0}")]
+    InvalidConfig(String),
+    /// An input the model cannot take (wrong rank or width, ...).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// A freezing strategy that cannot be parsed or applied to this model.
+    #[error("invalid freezing strategy: {0}")]
+    InvalidStrategy(String),
+    /// A directory is not a checkpoint: it is missing, or lacks a file.
+    #[error("{dir} is not a checkpoint: missing {what}")]
+    MissingCheckpointFile {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// What is missing.
+        what: String,
+    },
+    /// A checkpoint written by another format version.
+    #[error("{path}: checkpoint format version {found} is not supported (this build reads version {expected})")]
+    UnsupportedFormat {
+        /// The `checkpoint.json`.
+        path: PathBuf,
+        /// The version in the file.
+        found: u32,
+        /// The version this build reads.
+        expected: u32,
+    },
+    /// A weight file lacks a tensor the model needs.
+    #[error("{file}: missing tensor `{name}` (expected shape {expected:?})")]
+    MissingTensor {
+        /// The weight file.
+        file: PathBuf,
+        /// The variable name.
+        name: String,
+        /// The shape the model needs.
+        expected: Vec<i64>,
+    },
+    /// A tensor has another shape than the configuration implies (a checkpoint of another configuration).
+    #[error("{file}: tensor `{name}` has shape {found:?}, but the configuration needs {expected:?}")]
+    ShapeMismatch {
+        /// The weight file.
+        file: PathBuf,
+        /// The variable name.
+        name: String,
+        /// The shape the model needs.
+        expected: Vec<i64>,
+        /// The shape in the file.
+        found: Vec<i64>,
+    },
+    /// A weight file holds tensors the model does not have.
+    #[error("{file}: unexpected tensors {names:?} (not variables of a model with this configuration)")]
+    UnexpectedTensors {
+        /// The weight file.
+        file: PathBuf,
+        /// Their names.
+        names: Vec<String>,
+    },
+    /// A weight file that cannot be read as safetensors (truncated, garbled, unsupported dtype).
+    #[error("{file}: cannot read the weights: {message}")]
+    InvalidWeights {
+        /// The weight file.
+        file: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A tokenizer directory has neither `tokenizer.json` nor `vocab.txt`.
+    #[error("{dir} has no tokenizer.json or vocab.txt to copy into the checkpoint")]
+    MissingTokenizer {
+        /// The tokenizer directory.
+        dir: PathBuf,
+    },
+}
+
+impl HeadsError {
+    /// An I/O error on `path`.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io { path: path.into(), source }
+    }
+}
+
+/// The result type of this crate.
+pub type Result<T> = std::result::Result<T, HeadsError>;

@@ -1,0 +1,55 @@
+//! Multi-task BERT on libtorch: a shared encoder with a sentence classification head and a token classification
+//! (NER) head, the notebook's `MultiTaskSentenceTransformer` (Task 2) with its freezing strategies (Task 3).
+//!
+//! - [`MultiTaskModel`] holds one `VarStore`: the [`encoder::BertModel`] at the root under its Hugging Face names,
+//!   and the heads as `classification_head.{weight,bias}` and `ner_head.{weight,bias}`. Its
+//!   [`forward_t`](MultiTaskModel::forward_t) runs the encoder once for both tasks; the head-only entry points
+//!   ([`classification_head`](MultiTaskModel::classification_head), [`ner_head`](MultiTaskModel::ner_head),
+//!   [`pool`](MultiTaskModel::pool)) take cached encoder features.
+//! - [`FreezeStrategy`] sets which variables train and returns the optimizer's [`ParamGroup`]s (layer-wise
+//!   learning rates for `all_adaptive`); [`parameter_table`] counts trainable values per strategy.
+//! - [`MultiTaskModel::save`] / [`MultiTaskModel::load`] write and read self-contained checkpoints;
+//!   [`MultiTaskModel::export_encoder`] writes the encoder as a Hugging Face BERT directory.
+//!
+//! ```no_run
+//! use heads::{FreezeStrategy, MultiTaskModel};
+//! use std::path::Path;
+//! use tch::{Device, Tensor};
+//!
+//! let pretrained = Path::new("data/models/all-MiniLM-L6-v2");
+//! let model = MultiTaskModel::from_pretrained(
+//!     pretrained,
+//!     vec!["negative".into(), "positive".into()],
+//!     vec!["O".into(), "B-PER".into(), "I-PER".into()],
+//!     encoder::Pooling::Mean,
+//!     Device::Cpu,
+//! )?;
+//! let groups = "heads_only".parse::<FreezeStrategy>()?.apply(&model, 1e-4)?;
+//! assert_eq!(groups.len(), 1);
+//!
+//! let input_ids = Tensor::from_slice(&[101i64, 7592, 2088, 102]).view([1, 4]);
+//! let mask = input_ids.ones_like();
+//! let output = model.forward_t(&input_ids, &mask, None, false)?;
+//! assert_eq!(output.classification_logits.size(), [1, 2]);
+//! assert_eq!(output.ner_logits.size(), [1, 4, 3]);
+//!
+//! model.save(Path::new("runs/checkpoint"), pretrained, Some(FreezeStrategy::HeadsOnly))?;
+//! let reloaded = MultiTaskModel::load(Path::new("runs/checkpoint"), Device::Cpu)?;
+//! # Ok::<(), heads::HeadsError>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod freeze;
+pub mod head;
+pub mod model;
+
+pub use checkpoint::{CheckpointMeta, CHECKPOINT_FORMAT_VERSION};
+pub use config::MultiTaskConfig;
+pub use error::{HeadsError, Result};
+pub use freeze::{format_parameter_table, parameter_table, FreezeStrategy, ParamGroup, ParameterCount};
+pub use head::{ClassificationHead, TokenClassificationHead};
+pub use model::{MultiTaskModel, MultiTaskOutput};

@@ -1,0 +1,372 @@
+//! `MultiTaskModel`: one shared BERT encoder with a sentence classification head and a NER head (the notebook's
+//! `MultiTaskSentenceTransformer`).
+
+use crate::config::MultiTaskConfig;
+use crate::error::{HeadsError, Result};
+use crate::head::{ClassificationHead, TokenClassificationHead};
+use encoder::{copy_encoder_weights, read_checkpoint, BertConfig, BertModel, ModelFiles, Pooling};
+use std::path::Path;
+use tch::{nn, Device, Tensor};
+
+/// Name of the classification head's variables (`classification_head.weight`, `classification_head.bias`).
+pub const CLASSIFICATION_HEAD: &str = "classification_head";
+/// Name of the NER head's variables (`ner_head.weight`, `ner_head.bias`).
+pub const NER_HEAD: &str = "ner_head";
+
+/// What [`MultiTaskModel::forward_t`] returns.
+#[derive(Debug)]
+pub struct MultiTaskOutput {
+    /// Sentence classification logits, `[batch, classes]`.
+    pub classification_logits: Tensor,
+    /// Per-token NER logits, `[batch, seq, labels]` (padding positions included; use the mask).
+    pub ner_logits: Tensor,
+}
+
+/// A shared BERT encoder with two task heads, all in one `VarStore`.
+///
+/// The encoder's variables sit at the root under their Hugging Face names (`embeddings.*`, `encoder.layer.N.*`),
+/// the heads' as `classification_head.{weight,bias}` and `ner_head.{weight,bias}`.
+#[derive(Debug)]
+pub struct MultiTaskModel {
+    vs: nn::VarStore,
+    encoder: BertModel,
+    classification_head: ClassificationHead,
+    ner_head: TokenClassificationHead,
+    config: MultiTaskConfig,
+}
+
+impl MultiTaskModel {
+    /// Builds a randomly initialised model on `device` (after validating the configuration).
+    pub fn new(config: MultiTaskConfig, device: Device) -> Result<Self> {
+        config.validate()?;
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let encoder = BertModel::new(vs.root(), &config.encoder);
+        let hidden = config.encoder.hidden_size;
+        let init_std = config.encoder.initializer_range;
+        let classification_head = ClassificationHead::new(
+            &root / CLASSIFICATION_HEAD,
+            hidden,
+            config.num_classes(),
+            config.head_dropout,
+            config.pooling,
+            init_std,
+        );
+        let ner_head = TokenClassificationHead::new(
+            &root / NER_HEAD,
+            hidden,
+            config.num_ner_labels(),
+            config.head_dropout,
+            init_std,
+        );
+        Ok(Self { vs, encoder, classification_head, ner_head, config })
+    }
+
+    /// Builds a model from a Hugging Face BERT directory (`config.json` and `model.safetensors` or
+    /// `pytorch_model.bin`): the encoder's weights are copied, the heads are random. The head dropout is the
+    /// encoder's `hidden_dropout_prob`.
+    pub fn from_pretrained(
+        model_dir: &Path,
+        classification_labels: Vec<String>,
+        ner_labels: Vec<String>,
+        pooling: Pooling,
+        device: Device,
+    ) -> Result<Self> {
+        let files = ModelFiles::locate(model_dir)?;
+        let encoder_config = BertConfig::from_file(&files.config)?;
+        let config = MultiTaskConfig::new(encoder_config, classification_labels, ner_labels, pooling);
+        let model = Self::new(config, device)?;
+        let report = copy_encoder_weights(&model.vs, "", read_checkpoint(&files.weights)?, &files.weights)?;
+        tracing::info!(
+            dir = %model_dir.display(),
+            tensors = report.copied,
+            parameters = report.parameters,
+            skipped = ?report.skipped,
+            "encoder weights loaded; heads initialised at random"
+        );
+        Ok(model)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MultiTaskConfig {
+        &self.config
+    }
+
+    /// The variables of the encoder and both heads.
+    pub fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    /// The device of the variables.
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// The shared encoder.
+    pub fn encoder(&self) -> &BertModel {
+        &self.encoder
+    }
+
+    /// The sentence classification head.
+    pub fn classification_module(&self) -> &ClassificationHead {
+        &self.classification_head
+    }
+
+    /// The NER head.
+    pub fn ner_module(&self) -> &TokenClassificationHead {
+        &self.ner_head
+    }
+
+    /// Every variable with its name, sorted by name (shallow clones sharing storage with the `VarStore`).
+    pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let mut parameters: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        parameters.sort_by(|a, b| a.0.cmp(&b.0));
+        parameters
+    }
+
+    /// The encoder's last hidden state `[batch, seq, hidden]`.
+    ///
+    /// `input_ids` and `attention_mask` are `[batch, seq]` (mask: 1 for real tokens, 0 for padding);
+    /// `token_type_ids` are all zeros when `None`; `train` turns dropout on.
+    pub fn encode_t(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        token_type_ids: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
+        let output = self.encoder.forward_t(input_ids, Some(attention_mask), token_type_ids, train)?;
+        Ok(output.last_hidden_state)
+    }
+
+    /// Both tasks' logits from one encoder pass (arguments as in [`encode_t`](Self::encode_t)).
+    pub fn forward_t(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        token_type_ids: Option<&Tensor>,
+        train: bool,
+    ) -> Result<MultiTaskOutput> {
+        let hidden = self.encode_t(input_ids, attention_mask, token_type_ids, train)?;
+        let pooled = self.classification_head.f_pool(&hidden, attention_mask)?;
+        let classification_logits = self.classification_head.f_forward_t(&pooled, train)?;
+        let ner_logits = self.ner_head.f_forward_t(&hidden, train)?;
+        Ok(MultiTaskOutput { classification_logits, ner_logits })
+    }
+
+    /// Only the classification logits `[batch, classes]` (arguments as in [`encode_t`](Self::encode_t)).
+    pub fn classify_t(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        token_type_ids: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
+        let hidden = self.encode_t(input_ids, attention_mask, token_type_ids, train)?;
+        let pooled = self.classification_head.f_pool(&hidden, attention_mask)?;
+        self.classification_head.f_forward_t(&pooled, train)
+    }
+
+    /// Only the NER logits `[batch, seq, labels]` (arguments as in [`encode_t`](Self::encode_t)).
+    pub fn tag_t(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        token_type_ids: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
+        let hidden = self.encode_t(input_ids, attention_mask, token_type_ids, train)?;
+        self.ner_head.f_forward_t(&hidden, train)
+    }
+
+    /// Pools encoder states `[batch, seq, hidden]` into sentence vectors `[batch, hidden]` with the configured
+    /// pooling (`mask`: `[batch, seq]`, padding never counts).
+    ///
+    /// # Panics
+    /// On ill-formed shapes; [`f_pool`](Self::f_pool) reports them as errors.
+    pub fn pool(&self, hidden: &Tensor, mask: &Tensor) -> Tensor {
+        self.classification_head.pool(hidden, mask)
+    }
+
+    /// [`pool`](Self::pool), with the shapes checked.
+    pub fn f_pool(&self, hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        self.classification_head.f_pool(hidden, mask)
+    }
+
+    /// The classification head alone, on sentence vectors `[n, hidden]` (fresh or cached): logits `[n, classes]`.
+    ///
+    /// # Panics
+    /// If the last dimension is not the hidden size; [`f_classification_head`](Self::f_classification_head)
+    /// reports it as an error.
+    pub fn classification_head(&self, pooled: &Tensor, train: bool) -> Tensor {
+        self.classification_head.forward_t(pooled, train)
+    }
+
+    /// [`classification_head`](Self::classification_head), with the shape checked.
+    pub fn f_classification_head(&self, pooled: &Tensor, train: bool) -> Result<Tensor> {
+        self.classification_head.f_forward_t(pooled, train)
+    }
+
+    /// The NER head alone, on token states `[batch, seq, hidden]` or `[n, hidden]` (fresh or cached): logits with
+    /// the last dimension replaced by the number of labels.
+    ///
+    /// # Panics
+    /// If the last dimension is not the hidden size; [`f_ner_head`](Self::f_ner_head) reports it as an error.
+    pub fn ner_head(&self, token_states: &Tensor, train: bool) -> Tensor {
+        self.ner_head.forward_t(token_states, train)
+    }
+
+    /// [`ner_head`](Self::ner_head), with the shape checked.
+    pub fn f_ner_head(&self, token_states: &Tensor, train: bool) -> Result<Tensor> {
+        self.ner_head.f_forward_t(token_states, train)
+    }
+
+    /// Copies `source` into `variable` under `no_grad`, converted to the variable's dtype and device (shapes are
+    /// checked by the caller).
+    pub(crate) fn copy_into(variable: &Tensor, source: &Tensor) -> Result<()> {
+        let source = source.f_to_kind(variable.kind())?.f_to_device(variable.device())?;
+        let mut target = variable.shallow_clone();
+        tch::no_grad(|| target.f_copy_(&source)).map_err(HeadsError::from)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use tch::Kind;
+
+    /// A tiny random model: hidden 16, 2 layers, 4 heads; 3 classes, 5 NER labels.
+    pub(crate) fn tiny_config(pooling: Pooling) -> MultiTaskConfig {
+        let encoder = BertConfig {
+            vocab_size: 40,
+            hidden_size: 16,
+            num_hidden_layers: 2,
+            num_attention_heads: 4,
+            intermediate_size: 32,
+            max_position_embeddings: 16,
+            ..BertConfig::default()
+        };
+        let labels = |names: &[&str]| names.iter().map(|name| name.to_string()).collect();
+        MultiTaskConfig::new(
+            encoder,
+            labels(&["neg", "neu", "pos"]),
+            labels(&["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]),
+            pooling,
+        )
+    }
+
+    pub(crate) fn tiny(pooling: Pooling) -> MultiTaskModel {
+        tch::manual_seed(7);
+        MultiTaskModel::new(tiny_config(pooling), Device::Cpu).expect("tiny model")
+    }
+
+    /// Two sequences, the second padded: `(input_ids, attention_mask)`.
+    pub(crate) fn batch() -> (Tensor, Tensor) {
+        let ids = Tensor::from_slice(&[2i64, 11, 12, 13, 14, 3, 2, 21, 22, 3, 0, 0]).view([2, 6]);
+        let mask = Tensor::from_slice(&[1i64, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0]).view([2, 6]);
+        (ids, mask)
+    }
+
+    #[test]
+    fn variables_have_notebook_and_hugging_face_names() {
+        let model = tiny(Pooling::Cls);
+        let names: Vec<String> = model.named_parameters().into_iter().map(|(name, _)| name).collect();
+        assert_eq!(names.len(), 5 + 16 * 2 + 4);
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
+        for name in [
+            "classification_head.weight",
+            "classification_head.bias",
+            "ner_head.weight",
+            "ner_head.bias",
+            "embeddings.word_embeddings.weight",
+            "encoder.layer.1.attention.self.query.weight",
+        ] {
+            assert!(names.iter().any(|n| n == name), "{name} missing");
+        }
+        let shapes: std::collections::HashMap<String, Vec<i64>> =
+            model.named_parameters().into_iter().map(|(name, tensor)| (name, tensor.size())).collect();
+        assert_eq!(shapes["classification_head.weight"], [3, 16]);
+        assert_eq!(shapes["ner_head.bias"], [5]);
+    }
+
+    #[test]
+    fn output_shapes_for_both_poolings_and_forward_matches_single_task_calls() {
+        let (ids, mask) = batch();
+        for pooling in [Pooling::Cls, Pooling::Mean] {
+            let model = tiny(pooling);
+            let output = model.forward_t(&ids, &mask, None, false).expect("forward");
+            assert_eq!(output.classification_logits.size(), [2, 3], "{pooling}");
+            assert_eq!(output.ner_logits.size(), [2, 6, 5], "{pooling}");
+            let classified = model.classify_t(&ids, &mask, None, false).expect("classify");
+            let tagged = model.tag_t(&ids, &mask, None, false).expect("tag");
+            assert!(output.classification_logits.equal(&classified), "{pooling}");
+            assert!(output.ner_logits.equal(&tagged), "{pooling}");
+            // The head-only entry points on the encoder's features give the same logits.
+            let hidden = model.encode_t(&ids, &mask, None, false).expect("encode");
+            assert_eq!(hidden.size(), [2, 6, 16]);
+            let pooled = model.pool(&hidden, &mask);
+            assert!(model.classification_head(&pooled, false).equal(&classified), "{pooling}");
+            assert!(model.ner_head(&hidden, false).equal(&tagged), "{pooling}");
+            assert_eq!(model.ner_head(&hidden.view([12, 16]), false).size(), [12, 5]);
+        }
+    }
+
+    #[test]
+    fn pooling_choice_changes_the_sentence_vector() {
+        let (ids, mask) = batch();
+        let cls = tiny(Pooling::Cls);
+        let mean = tiny(Pooling::Mean);
+        let hidden = cls.encode_t(&ids, &mask, None, false).expect("encode");
+        assert!(cls.pool(&hidden, &mask).equal(&hidden.select(1, 0)));
+        let first_mean = hidden.get(1).narrow(0, 0, 4).mean_dim(0, false, Kind::Float);
+        let diff = (mean.pool(&hidden, &mask).get(1) - first_mean).abs().max().double_value(&[]);
+        assert!(diff < 1e-6, "mean pooling counted padding: {diff}");
+    }
+
+    #[test]
+    fn mean_pooling_ignores_padding() {
+        let model = tiny(Pooling::Mean);
+        let (ids, mask) = batch();
+        let reference = model.classify_t(&ids, &mask, None, false).expect("classify");
+        // Other ids at the padded positions of row 1 and an extra padded position for every row.
+        let other_ids = Tensor::from_slice(&[2i64, 11, 12, 13, 14, 3, 9, 2, 21, 22, 3, 30, 31, 5]).view([2, 7]);
+        let other_mask = Tensor::from_slice(&[1i64, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 0, 0, 0]).view([2, 7]);
+        let padded = model.classify_t(&other_ids, &other_mask, None, false).expect("classify");
+        let diff = (reference - padded).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "padding changed the logits by {diff}");
+        // Without the mask on those positions the logits would change: the test can fail.
+        let unmasked = model.classify_t(&other_ids, &other_ids.ones_like(), None, false).expect("classify");
+        let reference = model.classify_t(&ids, &mask, None, false).expect("classify");
+        assert!((reference - unmasked).abs().max().double_value(&[]) > 1e-4);
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let model = tiny(Pooling::Mean);
+        let (ids, mask) = batch();
+        assert!(model.forward_t(&ids, &mask.narrow(1, 0, 5), None, false).is_err());
+        assert!(model.forward_t(&ids.view([12]), &mask.view([12]), None, false).is_err());
+        let hidden = Tensor::zeros([2, 6, 8], (Kind::Float, Device::Cpu));
+        assert!(model.f_pool(&hidden, &mask).is_ok());
+        assert!(model.f_classification_head(&model.f_pool(&hidden, &mask).expect("pool"), false).is_err());
+        assert!(model.f_ner_head(&hidden, false).is_err());
+        let bad = MultiTaskConfig { classification_labels: vec![], ..tiny_config(Pooling::Cls) };
+        assert!(matches!(MultiTaskModel::new(bad, Device::Cpu), Err(HeadsError::InvalidConfig(_))));
+    }
+
+    #[test]
+    fn missing_pretrained_dir_is_a_typed_error() {
+        let err = MultiTaskModel::from_pretrained(
+            Path::new("/nonexistent/model"),
+            vec!["a".into()],
+            vec!["O".into()],
+            Pooling::Cls,
+            Device::Cpu,
+        )
+        .unwrap_err();
+        assert!(matches!(err, HeadsError::Encoder(_)), "{err}");
+        assert!(err.to_string().contains("/nonexistent/model"), "{err}");
+    }
+}

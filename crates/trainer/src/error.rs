@@ -1,0 +1,50 @@
+//! The error type of this crate.
+
+use crate::config::Task;
+use std::path::PathBuf;
+
+/// Everything that can stop training or evaluation.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The model (encoder or heads) failed.
+    #[error(transparent)]
+    Model(#[from] heads::HeadsError),
+    /// The encoder failed.
+    #[error(transparent)]
+    Encoder(#[from] encoder::EncoderError),
+    /// A batch could not be built.
+    #[error(transparent)]
+    Dataset(#[from] datasets::DatasetError),
+    /// Scoring failed.
+    #[error(transparent)]
+    Metrics(#[from] metrics::MetricsError),
+    /// libtorch failed.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+    /// The loss became NaN or infinite.
+    #[error("the {task} loss is {value} at epoch {epoch}, step {step}: training stopped (lower the learning rate, or check the data)")]
+    NonFiniteLoss {
+        /// The task whose loss broke.
+        task: Task,
+        /// 1-based epoch.
+        epoch: usize,
+        /// 1-based step within the epoch.
+        step: usize,
+        /// The loss value.
+        value: f64,
+    },
+    /// A setting that cannot work.
+    #[error("invalid training configuration: {0}")]
+    InvalidConfig(String),
+    /// A file of the run directory could not be written.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// The result type of this crate.
+pub type Result<T> = std::result::Result<T, TrainError>;

@@ -1,0 +1,176 @@
+//! Evaluation on held-out examples: accuracy and a classification report for sentences; seqeval-style strict IOB2
+//! entity scores for NER, scored per word (the prediction at each word's first sub-token), as seqeval sees words.
+
+use crate::error::Result;
+use crate::features::{ClassificationFeatures, NerFeatures};
+use datasets::{BucketSampler, PreparedDataset, Target};
+use heads::MultiTaskModel;
+use metrics::{classification_report, entity_report, ClassificationReport, EntityMode, EntityReport, Scheme};
+use serde::Serialize;
+use tch::{Device, Kind, Tensor};
+
+/// Where the encoder's outputs come from during evaluation.
+pub enum Backbone<'a, F> {
+    /// Run the encoder on each batch.
+    Live,
+    /// Read precomputed features (frozen encoder).
+    Cached(&'a F),
+}
+
+/// Scores of the classification task.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassificationEvaluation {
+    /// Examples scored.
+    pub examples: usize,
+    /// Accuracy, per-class scores, averages and the confusion matrix.
+    pub report: ClassificationReport,
+}
+
+/// Scores of the NER task.
+#[derive(Debug, Clone, Serialize)]
+pub struct NerEvaluation {
+    /// Sentences scored.
+    pub sentences: usize,
+    /// Words scored.
+    pub words: usize,
+    /// Entity-level scores (strict IOB2).
+    pub report: EntityReport,
+    /// The first test sentence's gold and predicted tags (the notebook prints them).
+    pub first_example: Option<(Vec<String>, Vec<String>)>,
+}
+
+/// Classifies `indices` of `data` and scores the predictions.
+pub fn evaluate_classification(
+    model: &MultiTaskModel,
+    data: &PreparedDataset,
+    indices: &[usize],
+    batch_size: usize,
+    backbone: Backbone<'_, ClassificationFeatures>,
+) -> Result<ClassificationEvaluation> {
+    let mut gold = Vec::with_capacity(indices.len());
+    let mut predicted = Vec::with_capacity(indices.len());
+    let _guard = tch::no_grad_guard();
+    let batches = BucketSampler::new(batch_size).eval_batches(indices, &data.lengths())?;
+    for batch_indices in batches {
+        let (logits, labels) = match backbone {
+            Backbone::Cached(features) => {
+                let (pooled, labels) = features.batch(&batch_indices);
+                (model.classification_head(&pooled, false), labels)
+            }
+            Backbone::Live => {
+                let batch = data.batch(&batch_indices)?.to_tensors(model.var_store().device())?;
+                let logits =
+                    model.classify_t(&batch.input_ids, &batch.attention_mask, Some(&batch.token_type_ids), false)?;
+                (logits, batch.labels)
+            }
+        };
+        predicted.extend(to_usize(&logits.argmax(-1, false))?);
+        gold.extend(to_usize(&labels)?);
+    }
+    let report = classification_report(&gold, &predicted, &data.data.label_names)?;
+    Ok(ClassificationEvaluation { examples: gold.len(), report })
+}
+
+/// Tags `indices` of `data` and scores the entities, word by word.
+pub fn evaluate_ner(
+    model: &MultiTaskModel,
+    data: &PreparedDataset,
+    indices: &[usize],
+    batch_size: usize,
+    backbone: Backbone<'_, NerFeatures>,
+) -> Result<NerEvaluation> {
+    let tags = &data.data.label_names;
+    let tag = |id: i64| usize::try_from(id).ok().and_then(|i| tags.get(i)).cloned().unwrap_or_else(|| "O".into());
+    let mut gold_sentences = Vec::with_capacity(indices.len());
+    let mut predicted_sentences = Vec::with_capacity(indices.len());
+    let mut order = Vec::with_capacity(indices.len());
+    let _guard = tch::no_grad_guard();
+    let batches = BucketSampler::new(batch_size).eval_batches(indices, &data.lengths())?;
+    for batch_indices in batches {
+        // For each example: the predicted tag id of each word (None: no token survived truncation).
+        let per_word: Vec<Vec<Option<i64>>> = match backbone {
+            Backbone::Cached(features) => {
+                let (states, _) = features.batch(&batch_indices);
+                let predicted =
+                    Vec::<i64>::try_from(model.ner_head(&states, false).argmax(-1, false).to_device(Device::Cpu))?;
+                let mut offset = 0usize;
+                batch_indices
+                    .iter()
+                    .map(|&index| {
+                        let (start, len) = features.span(index).unwrap_or((0, 0));
+                        let words = word_count(data, index);
+                        let mut out = vec![None; words];
+                        for row in 0..len as usize {
+                            if let Some(Some(word)) = features.first_of_word.get(start as usize + row) {
+                                if let Some(slot) = out.get_mut(*word as usize) {
+                                    *slot = predicted.get(offset + row).copied();
+                                }
+                            }
+                        }
+                        offset += len as usize;
+                        out
+                    })
+                    .collect()
+            }
+            Backbone::Live => {
+                let batch = data.batch(&batch_indices)?.to_tensors(model.var_store().device())?;
+                let logits =
+                    model.tag_t(&batch.input_ids, &batch.attention_mask, Some(&batch.token_type_ids), false)?;
+                let predicted: Vec<Vec<i64>> =
+                    Vec::<Vec<i64>>::try_from(logits.argmax(-1, false).to_device(Device::Cpu))?;
+                batch_indices
+                    .iter()
+                    .zip(predicted)
+                    .map(|(&index, row)| {
+                        let mut out = vec![None; word_count(data, index)];
+                        if let Some(Target::Tokens(targets)) = data.data.examples.get(index).map(|e| &e.target) {
+                            for (position, word) in targets.word_ids.iter().enumerate() {
+                                let starts =
+                                    word.is_some() && (position == 0 || targets.word_ids[position - 1] != *word);
+                                if let (true, Some(word)) = (starts, word) {
+                                    if let Some(slot) = out.get_mut(*word as usize) {
+                                        *slot = row.get(position).copied();
+                                    }
+                                }
+                            }
+                        }
+                        out
+                    })
+                    .collect()
+            }
+        };
+        for (&index, words) in batch_indices.iter().zip(per_word) {
+            let gold: Vec<String> = match data.data.examples.get(index).map(|e| &e.target) {
+                Some(Target::Tokens(targets)) => targets.word_labels.iter().map(|&id| tag(i64::from(id))).collect(),
+                _ => Vec::new(),
+            };
+            // A word cut off by truncation has no prediction: it counts as `O` (a miss if it is an entity).
+            let predicted: Vec<String> = words.into_iter().map(|id| id.map_or_else(|| "O".into(), tag)).collect();
+            order.push(index);
+            gold_sentences.push(gold);
+            predicted_sentences.push(predicted);
+        }
+    }
+    // Report in the order of `indices`, so the first example is the first test sentence.
+    let mut by_index: Vec<(usize, Vec<String>, Vec<String>)> =
+        order.into_iter().zip(gold_sentences).zip(predicted_sentences).map(|((i, g), p)| (i, g, p)).collect();
+    let position: std::collections::HashMap<usize, usize> = indices.iter().enumerate().map(|(p, &i)| (i, p)).collect();
+    by_index.sort_by_key(|(i, _, _)| position.get(i).copied().unwrap_or(usize::MAX));
+    let first_example = by_index.first().map(|(_, g, p)| (g.clone(), p.clone()));
+    let (gold, predicted): (Vec<Vec<String>>, Vec<Vec<String>>) = by_index.into_iter().map(|(_, g, p)| (g, p)).unzip();
+    let words = gold.iter().map(Vec::len).sum();
+    let report = entity_report(&gold, &predicted, EntityMode::Strict(Scheme::Iob2))?;
+    Ok(NerEvaluation { sentences: gold.len(), words, report, first_example })
+}
+
+fn word_count(data: &PreparedDataset, index: usize) -> usize {
+    match data.data.examples.get(index).map(|e| &e.target) {
+        Some(Target::Tokens(targets)) => targets.word_labels.len(),
+        _ => 0,
+    }
+}
+
+fn to_usize(tensor: &Tensor) -> Result<Vec<usize>> {
+    let values = Vec::<i64>::try_from(tensor.to_kind(Kind::Int64).to_device(Device::Cpu))?;
+    Ok(values.into_iter().map(|v| usize::try_from(v).unwrap_or(0)).collect())
+}
