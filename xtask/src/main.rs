@@ -35,6 +35,11 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Sentence class and named entities of texts from a trained checkpoint (release build).
+    Predict {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
 }
 
 fn main() {
@@ -55,6 +60,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Task::Reproduce { args } => run_cli(&setup::ensure()?, "reproduce", &args),
         Task::Embed { args } => run_cli(&setup::ensure()?, "embed", &args),
+        Task::Predict { args } => run_cli(&setup::ensure()?, "predict", &args),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod device;
 mod embed;
+mod predict;
 mod reproduce;
 
 use anyhow::Result;
@@ -35,6 +36,8 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// Rerun the notebook: Task 1 (the encoder against the reference, embeddings, similarities).
     Reproduce(reproduce::ReproduceArgs),
+    /// Sentence class and named entities of texts, from a trained checkpoint.
+    Predict(predict::PredictArgs),
 }
 
 fn main() {
@@ -50,6 +53,7 @@ fn main() {
     let result: Result<()> = match cli.command {
         Command::Embed(args) => embed::run(&args),
         Command::Reproduce(args) => reproduce::run(&args),
+        Command::Predict(args) => predict::run(&args),
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");

@@ -1,0 +1,149 @@
+//! `bertmt reproduce` end to end on a tiny random model and tiny data the test writes itself.
+
+use std::path::Path;
+use std::process::Command;
+
+const VOCAB: &[&str] = &[
+    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "movie", "was", "great", "awful", "loved", "hated", "it",
+    "in", "paris", "john", "visited", "london", ".", "!", "a", "film", "##s",
+];
+
+fn write_tiny_model(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("model dir");
+    let config = encoder::BertConfig {
+        vocab_size: VOCAB.len() as i64,
+        hidden_size: 16,
+        num_hidden_layers: 2,
+        num_attention_heads: 2,
+        intermediate_size: 32,
+        max_position_embeddings: 64,
+        ..encoder::BertConfig::default()
+    };
+    tch::manual_seed(0);
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let _model = encoder::BertModel::new(vs.root(), &config);
+    let tensors: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
+    tch::Tensor::write_safetensors(&tensors, dir.join("model.safetensors")).expect("weights");
+    std::fs::write(dir.join("config.json"), serde_json::to_string(&config).expect("json")).expect("config");
+    std::fs::write(dir.join("vocab.txt"), VOCAB.join("\n")).expect("vocab");
+}
+
+fn write_data(dir: &Path) {
+    let mut csv = String::from("review,sentiment\n");
+    for i in 0..24 {
+        let (text, label) = if i % 2 == 0 {
+            ("The movie was great, I loved it!<br /><br />A great film.", "positive")
+        } else {
+            ("The movie was awful. I hated it.", "negative")
+        };
+        csv.push_str(&format!("\"{text} {i}\",{label}\n"));
+    }
+    csv.push_str("\"no label here\",\n");
+    std::fs::write(dir.join("reviews.csv"), csv).expect("csv");
+    let mut conll = String::new();
+    for i in 0..20 {
+        if i % 2 == 0 {
+            conll.push_str("John\tB-PER\nvisited\tO\nParis\tB-LOC\n.\tO\n\t\n");
+        } else {
+            conll.push_str("the\tO\nfilm\tO\nin\tO\nLondon\tB-LOC\n\n");
+        }
+    }
+    std::fs::write(dir.join("ner.conll"), conll).expect("conll");
+}
+
+#[test]
+fn reproduce_runs_all_four_tasks_and_writes_its_report() {
+    let work = tempfile::tempdir().expect("tempdir");
+    write_tiny_model(&work.path().join("tiny-bert"));
+    write_data(work.path());
+    let output = Command::new(env!("CARGO_BIN_EXE_bertmt"))
+        .current_dir(work.path())
+        .args(["reproduce", "--model", "tiny-bert", "--classification", "reviews.csv", "--ner", "ner.conll"])
+        .args([
+            "--epochs",
+            "1",
+            "--test-size",
+            "6",
+            "--batch-size",
+            "4",
+            "--name",
+            "tiny",
+            "--quiet",
+            "--device",
+            "cpu",
+        ])
+        .output()
+        .expect("bertmt runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "reproduce failed:\n{stdout}\n{stderr}");
+    for heading in
+        ["== Task 1", "== Task 2", "== Task 3", "== Task 4", "Metrics before training", "Metrics after training"]
+    {
+        assert!(stdout.contains(heading), "missing {heading} in:\n{stdout}");
+    }
+    assert!(stdout.contains("dropped 1 rows: 1 missing sentiment"), "{stdout}");
+
+    let run = work.path().join("runs/tiny");
+    for file in [
+        "report.md",
+        "metrics.json",
+        "config.json",
+        "steps.jsonl",
+        "epochs.jsonl",
+        "before.txt",
+        "after.json",
+        "loss.svg",
+        "scores.svg",
+        "confusion_matrix.svg",
+        "checkpoint/checkpoint.json",
+        "checkpoint/model.safetensors",
+        "checkpoint/vocab.txt",
+    ] {
+        assert!(run.join(file).is_file(), "{file} missing from the run directory");
+    }
+    let report = std::fs::read_to_string(run.join("report.md")).expect("report");
+    for section in ["## Task 1", "## Task 2", "## Task 3", "## Task 4"] {
+        assert!(report.contains(section), "report.md lacks {section}");
+    }
+
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).expect("metrics")).expect("json");
+    let task2 = &metrics["task2"];
+    assert_eq!(task2["classification"]["examples"], 24);
+    assert_eq!(task2["classification"]["test"], 6);
+    assert_eq!(task2["ner"]["examples"], 20);
+    assert_eq!(task2["ner"]["labels"], serde_json::json!(["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]));
+    let strategies: Vec<&str> =
+        metrics["task3"].as_array().expect("table").iter().filter_map(|r| r["strategy"].as_str()).collect();
+    assert!(strategies.contains(&"heads_only") && strategies.contains(&"all"), "{strategies:?}");
+    let outcome = &metrics["task4"]["outcome"];
+    assert_eq!(outcome["epochs"].as_array().map(Vec::len), Some(2), "one epoch per task in separate mode");
+    for stage in ["before", "after"] {
+        let accuracy = outcome[stage]["classification"]["report"]["accuracy"].as_f64().expect("accuracy");
+        assert!((0.0..=1.0).contains(&accuracy), "{stage} accuracy {accuracy}");
+        let f1 = outcome[stage]["ner"]["report"]["micro_avg"]["f1"].as_f64().expect("ner f1");
+        assert!((0.0..=1.0).contains(&f1), "{stage} f1 {f1}");
+        assert_eq!(outcome[stage]["ner"]["sentences"], 6);
+    }
+    let loss = outcome["epochs"][0]["mean_loss"].as_f64().expect("loss");
+    assert!(loss.is_finite() && loss > 0.0);
+    assert!(metrics["task1"]["parity"].is_null(), "no reference outputs for a random model");
+    let steps = std::fs::read_to_string(run.join("steps.jsonl")).expect("steps");
+    assert_eq!(steps.lines().count(), 5 + 4, "18 + 14 training examples in batches of 4");
+}
+
+#[test]
+fn reproduce_names_a_missing_data_file() {
+    let work = tempfile::tempdir().expect("tempdir");
+    write_tiny_model(&work.path().join("tiny-bert"));
+    write_data(work.path());
+    let output = Command::new(env!("CARGO_BIN_EXE_bertmt"))
+        .current_dir(work.path())
+        .args(["reproduce", "--model", "tiny-bert", "--classification", "nope.csv", "--ner", "ner.conll", "--quiet"])
+        .output()
+        .expect("bertmt runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("nope.csv"), "{stderr}");
+}
