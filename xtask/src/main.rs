@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project runner. It builds without libtorch; it installs what the project needs
 //! (libtorch, the default model, the default data) and then drives cargo with the right environment.
 
+mod bench;
 mod setup;
 
 use anyhow::{bail, Context, Result};
@@ -26,16 +27,22 @@ enum Task {
         args: Vec<OsString>,
     },
     /// Rerun the notebook end to end (release build). `cargo xtask reproduce --help` lists the options.
+    #[command(disable_help_flag = true)]
     Reproduce {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
     /// Sentence embeddings and their cosine-similarity matrix (release build).
+    #[command(disable_help_flag = true)]
     Embed {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Benchmarks (release build): GEMM ceiling, encoder throughput, training cost, data pipeline; `--peer` adds the
+    /// Python peers. Writes runs/bench/<UTC stamp>.json and docs/benchmarks.md.
+    Bench(bench::BenchArgs),
     /// Sentence class and named entities of texts from a trained checkpoint (release build).
+    #[command(disable_help_flag = true)]
     Predict {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
@@ -61,6 +68,7 @@ fn run(cli: Cli) -> Result<()> {
         Task::Reproduce { args } => run_cli(&setup::ensure()?, "reproduce", &args),
         Task::Embed { args } => run_cli(&setup::ensure()?, "embed", &args),
         Task::Predict { args } => run_cli(&setup::ensure()?, "predict", &args),
+        Task::Bench(args) => bench::run(args),
     }
 }
 

@@ -34,7 +34,8 @@ pub struct ModelArgs {
 enum Command {
     /// Sentence embeddings and their cosine-similarity matrix.
     Embed(embed::EmbedArgs),
-    /// Rerun the notebook: Task 1 (the encoder against the reference, embeddings, similarities).
+    /// Rerun the notebook: the encoder against the reference (Task 1), data and the two-headed model (Task 2),
+    /// freezing strategies (Task 3), training with scores before and after (Task 4).
     Reproduce(reproduce::ReproduceArgs),
     /// Sentence class and named entities of texts, from a trained checkpoint.
     Predict(predict::PredictArgs),

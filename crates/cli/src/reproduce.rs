@@ -15,7 +15,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use trainer::run_dir::evaluation_text;
-use trainer::{evaluate_live, train_and_evaluate, Evaluation, Mode, RunDirectory, TaskData, TrainConfig, TrainOutcome};
+use trainer::{
+    evaluate_live, train_and_evaluate, Evaluation, Mode, OptimizerKind, RunDirectory, Schedule, TaskData, TrainConfig,
+    TrainOutcome,
+};
 
 /// The sentences of the notebook's Task 1 demonstration.
 pub const NOTEBOOK_SENTENCES: [&str; 3] =
@@ -70,6 +73,30 @@ pub struct ReproduceArgs {
     /// Seed of the split, the sampling, head initialisation, dropout and batch order.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Optimizer: adam or adamw.
+    #[arg(long, default_value = "adam", value_parser = ["adam", "adamw"])]
+    pub optimizer: String,
+    /// Weight decay (L2 for adam, decoupled for adamw).
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// Linear warm-up over this fraction of the steps, then linear decay (0: constant learning rate).
+    #[arg(long, default_value_t = 0.0)]
+    pub warmup_ratio: f64,
+    /// Clip the gradient norm to this value.
+    #[arg(long)]
+    pub max_grad_norm: Option<f64>,
+    /// Batches whose gradients are summed before each optimizer step.
+    #[arg(long, default_value_t = 1)]
+    pub gradient_accumulation: usize,
+    /// Combined mode: weight of the classification loss (NER gets 1 - w).
+    #[arg(long, default_value_t = 0.5)]
+    pub classification_weight: f64,
+    /// Run the frozen encoder on every batch instead of caching its outputs once.
+    #[arg(long)]
+    pub no_feature_cache: bool,
+    /// Keep cached encoder outputs in half precision (half the memory).
+    #[arg(long)]
+    pub half_features: bool,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
@@ -380,14 +407,29 @@ fn task4(
     report: &mut String,
 ) -> Result<Task4> {
     let started = Instant::now();
+    let optimizer = match args.optimizer.as_str() {
+        "adamw" => OptimizerKind::AdamW { weight_decay: args.weight_decay },
+        _ => OptimizerKind::Adam { weight_decay: args.weight_decay },
+    };
+    let schedule = if args.warmup_ratio > 0.0 {
+        Schedule::LinearWarmupDecay { warmup_ratio: args.warmup_ratio }
+    } else {
+        Schedule::Constant
+    };
     let config = TrainConfig {
         mode: args.mode,
         epochs: args.epochs,
         batch_size: args.batch_size,
         learning_rate: args.lr,
+        optimizer,
+        schedule,
+        max_grad_norm: args.max_grad_norm,
+        gradient_accumulation: args.gradient_accumulation,
+        classification_weight: args.classification_weight,
         seed: args.seed,
+        feature_cache: !args.no_feature_cache,
+        feature_cache_half: args.half_features,
         progress: !args.quiet,
-        ..TrainConfig::default()
     };
     let mut run = RunDirectory::create(run_dir)?;
     run.write_json("config.json", &serde_json::json!({ "strategy": args.strategy, "train": &config, "model": args.model.model, "pooling": args.pooling }))?;

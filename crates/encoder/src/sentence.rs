@@ -100,6 +100,21 @@ impl SentenceEncoder {
         Ok(Self { vs, model, tokenizer, load_report })
     }
 
+    /// The same encoder truncating texts at `max_length` tokens (`[CLS]` and `[SEP]` included) instead of the
+    /// model's `max_position_embeddings`, e.g. 256 to drop the end of long texts for speed.
+    ///
+    /// Errors when `max_length` is below 2 or above the model's positions.
+    pub fn with_max_length(self, max_length: usize) -> Result<Self> {
+        let positions = self.config().max_position_embeddings;
+        if i64::try_from(max_length).map_or(true, |length| length > positions) {
+            return Err(EncoderError::InvalidInput(format!(
+                "max_length {max_length} is longer than the model's {positions} positions"
+            )));
+        }
+        let tokenizer = BertTokenizer::new(self.tokenizer.inner().clone(), max_length)?;
+        Ok(Self { tokenizer, ..self })
+    }
+
     /// The encoder.
     pub fn model(&self) -> &BertModel {
         &self.model
@@ -216,4 +231,54 @@ pub fn pad_batch(sequences: &[&[u32]], pad_id: u32, device: Device) -> (Tensor, 
     }
     let shape = [sequences.len() as i64, longest as i64];
     (Tensor::from_slice(&ids).view(shape).to_device(device), Tensor::from_slice(&mask).view(shape).to_device(device))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokenizer::wordpiece_from_vocab;
+
+    /// A random 2-layer encoder with 12 positions and a 9-word vocabulary.
+    fn tiny_encoder() -> SentenceEncoder {
+        tch::manual_seed(0);
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let vocab = dir.path().join("vocab.txt");
+        std::fs::write(&vocab, "[PAD]\n[UNK]\n[CLS]\n[SEP]\nthe\ncat\nsat\non\nmat\n").expect("vocab written");
+        let inner = wordpiece_from_vocab(&vocab, true).expect("vocab reads");
+        let config = BertConfig {
+            vocab_size: 9,
+            hidden_size: 16,
+            num_hidden_layers: 2,
+            num_attention_heads: 4,
+            intermediate_size: 32,
+            max_position_embeddings: 12,
+            ..BertConfig::default()
+        };
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = BertModel::new(vs.root(), &config);
+        let tokenizer = BertTokenizer::new(inner, 12).expect("tokenizer");
+        let load_report = LoadReport { file: PathBuf::new(), copied: 0, parameters: 0, skipped: Vec::new() };
+        SentenceEncoder { vs, model, tokenizer, load_report }
+    }
+
+    #[test]
+    fn with_max_length_truncates_texts_and_checks_the_bound() {
+        let text = "the cat sat on the mat the cat sat on the mat";
+        let full = tiny_encoder();
+        assert_eq!(full.tokenizer().encode_texts(&[text]).expect("tokenizes")[0].get_ids().len(), 12);
+
+        let short = tiny_encoder().with_max_length(5).expect("5 fits in 12 positions");
+        assert_eq!(short.tokenizer().max_length(), 5);
+        let ids = short.tokenizer().encode_texts(&[text]).expect("tokenizes")[0].get_ids().to_vec();
+        assert_eq!(ids, [2, 4, 5, 6, 3], "[CLS] the cat sat [SEP]");
+        // Truncating the text by hand gives the same vectors.
+        let options = EncodeOptions::default();
+        let truncated = short.encode(&[text], &options).expect("encodes");
+        let by_hand = short.encode(&["the cat sat"], &options).expect("encodes");
+        assert!(truncated.allclose(&by_hand, 1e-6, 1e-6, false));
+
+        assert!(matches!(tiny_encoder().with_max_length(13), Err(EncoderError::InvalidInput(_))));
+        assert!(tiny_encoder().with_max_length(1).is_err());
+        assert!(tiny_encoder().with_max_length(12).is_ok());
+    }
 }

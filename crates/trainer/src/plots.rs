@@ -72,35 +72,28 @@ fn draw_scores(path: &Path, before: &Evaluation, after: &Evaluation) -> std::res
     let root = SVGBackend::new(path, (800, 450)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let n = before.len().max(1);
+    // Names are drawn under the bars, inside the plotting area (y < 0), as plotters has no categorical axis of f64.
     let mut chart = ChartBuilder::on(&root)
         .caption("Scores before (light) and after (dark) training", ("sans-serif", 22))
         .margin(12)
-        .x_label_area_size(40)
         .y_label_area_size(50)
-        .build_cartesian_2d(0.0..n as f64, 0.0..1.0)
+        .build_cartesian_2d(0.0..n as f64, -0.1..1.05)
         .map_err(|e| e.to_string())?;
-    let names: Vec<String> = before.iter().map(|(name, _)| name.clone()).collect();
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(n * 2)
-        .x_label_formatter(&|x| {
-            let i = x.floor() as usize;
-            if (x - i as f64 - 0.5).abs() < 0.26 {
-                names.get(i).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
-        .y_desc("score")
-        .draw()
-        .map_err(|e| e.to_string())?;
-    for (i, ((_, b), (_, a))) in before.iter().zip(&after).enumerate() {
+    chart.configure_mesh().disable_x_mesh().disable_x_axis().y_desc("score").draw().map_err(|e| e.to_string())?;
+    for (i, ((name, b), (_, a))) in before.iter().zip(&after).enumerate() {
         let x = i as f64;
         chart
             .draw_series([
                 Rectangle::new([(x + 0.1, 0.0), (x + 0.45, *b)], COLORS[0].mix(0.35).filled()),
                 Rectangle::new([(x + 0.55, 0.0), (x + 0.9, *a)], COLORS[0].filled()),
+            ])
+            .map_err(|e| e.to_string())?;
+        let font = ("sans-serif", 14).into_font();
+        chart
+            .draw_series([
+                Text::new(format!("{b:.2}"), (x + 0.17, b + 0.04), font.clone()),
+                Text::new(format!("{a:.2}"), (x + 0.62, a + 0.04), font.clone()),
+                Text::new(name.clone(), (x + 0.2, -0.05), ("sans-serif", 16).into_font()),
             ])
             .map_err(|e| e.to_string())?;
     }
@@ -117,32 +110,24 @@ fn draw_confusion(path: &Path, report: &ClassificationReport) -> std::result::Re
     let n = counts.len().max(1);
     let names: Vec<String> = report.classes.iter().map(|c| c.name.clone()).collect();
     let max = counts.iter().flatten().copied().max().unwrap_or(1).max(1) as f64;
-    let root = SVGBackend::new(path, (520, 480)).into_drawing_area();
+    let root = SVGBackend::new(path, (560, 520)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
+    // One extra column on the left for the true labels and one extra row on top for the predicted ones.
     let mut chart = ChartBuilder::on(&root)
-        .caption("Confusion matrix (rows: true, columns: predicted)", ("sans-serif", 16))
+        .caption("Confusion matrix (rows: true, columns: predicted)", ("sans-serif", 18))
         .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0.0..n as f64, 0.0..n as f64)
+        .build_cartesian_2d(-1.0..n as f64, 0.0..n as f64 + 0.6)
         .map_err(|e| e.to_string())?;
-    let label = |x: &f64| {
-        let i = x.floor() as usize;
-        if (x - i as f64 - 0.5).abs() < 0.26 {
-            names.get(i).cloned().unwrap_or_default()
-        } else {
-            String::new()
-        }
-    };
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .x_labels(n * 2)
-        .y_labels(n * 2)
-        .x_label_formatter(&label)
-        .y_label_formatter(&|y| label(&(n as f64 - y)))
-        .draw()
-        .map_err(|e| e.to_string())?;
+    let label_font = ("sans-serif", 16).into_font();
+    for (i, name) in names.iter().enumerate() {
+        let row_y = (n - 1 - i) as f64 + 0.5;
+        chart
+            .draw_series([
+                Text::new(name.clone(), (-0.95, row_y), label_font.clone()),
+                Text::new(name.clone(), (i as f64 + 0.2, n as f64 + 0.35), label_font.clone()),
+            ])
+            .map_err(|e| e.to_string())?;
+    }
     for (t, row) in counts.iter().enumerate() {
         for (p, &count) in row.iter().enumerate() {
             let y = (n - 1 - t) as f64;
@@ -164,4 +149,41 @@ fn draw_confusion(path: &Path, report: &ClassificationReport) -> std::result::Re
         }
     }
     root.present().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metrics::{classification_report, entity_report, EntityMode, Scheme};
+
+    #[test]
+    fn plots_are_written_with_their_labels() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let report = classification_report(&[0, 1, 1, 0], &[0, 1, 0, 0], &["negative", "positive"]).expect("report");
+        let gold = vec![vec!["B-LOC", "O"]];
+        let ner = entity_report(&gold, &gold, EntityMode::Strict(Scheme::Iob2)).expect("ner");
+        let evaluation = |accuracy_report: &ClassificationReport| Evaluation {
+            classification: Some(crate::ClassificationEvaluation { examples: 4, report: accuracy_report.clone() }),
+            ner: Some(crate::NerEvaluation { sentences: 1, words: 2, report: ner.clone(), first_example: None }),
+            seconds: 0.0,
+        };
+        let steps: Vec<StepRecord> = (1..=5)
+            .map(|i| StepRecord {
+                task: if i < 4 { "classification".into() } else { "ner".into() },
+                epoch: 1,
+                step: i,
+                global_step: i,
+                loss: 1.0 / i as f64,
+                lr_factor: 1.0,
+            })
+            .collect();
+        loss_curves(&dir.path().join("loss.svg"), &steps).expect("loss plot");
+        before_after(&dir.path().join("scores.svg"), &evaluation(&report), &evaluation(&report)).expect("scores plot");
+        confusion_matrix(&dir.path().join("cm.svg"), &report).expect("confusion plot");
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).expect("svg written");
+        assert!(read("loss.svg").contains("classification") && read("loss.svg").contains("ner"));
+        assert!(read("scores.svg").contains("accuracy") && read("scores.svg").contains("NER micro F1"));
+        let cm = read("cm.svg");
+        assert!(cm.contains("negative") && cm.contains("positive") && cm.contains("\n2\n</text>"), "{cm}");
+    }
 }

@@ -1,0 +1,222 @@
+//! Training cost per epoch on real IMDB reviews (classification only), one configuration per process, one JSON line.
+//!
+//! ```text
+//! cargo bench -p trainer --bench epoch_cost -- --strategy heads_only|output_layers:3|all --cache on|off
+//!     --batch 8 [--epochs 3] [--reviews 2000] [--test 32] [--max-length 512] [--data-dir ../shared/data]
+//!     [--model DIR] [--threads N]
+//! ```
+//!
+//! The data: the first `--reviews` reviews of `classification_dataset.xlsx` (or `imdb_50k.csv.gz`), cleaned with
+//! the notebook's `clean_text` and tokenized with the model's tokenizer at `--max-length`, are the training split;
+//! the next `--test` reviews the test split (scored before and after training, not timed as epochs). The model is
+//! `heads::MultiTaskModel::from_pretrained` and the loop `trainer::train_and_evaluate` in separate mode (only the
+//! classification task has data); epoch seconds come from `TrainOutcome::epochs`, the one-off encoder pass that
+//! fills the feature cache from `TrainOutcome::feature_cache`.
+//!
+//! The model: `--model`, else `BERTMT_MODEL`, else `data/models/all-MiniLM-L6-v2` under the workspace.
+
+use anyhow::{bail, Context, Result};
+use datasets::{
+    encode_classification, load_classification, pad_id, CacheReport, CacheStatus, ClassificationOptions, EncodeOptions,
+    PreparedDataset, ProcessedDataset,
+};
+use heads::{FreezeStrategy, MultiTaskModel};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::Device;
+use trainer::{train_and_evaluate, NoObserver, TaskData, TrainConfig};
+
+struct Args {
+    strategy: String,
+    cache: bool,
+    batch: usize,
+    epochs: usize,
+    reviews: usize,
+    test: usize,
+    max_length: usize,
+    data_dir: PathBuf,
+    model: PathBuf,
+    threads: Option<i32>,
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn parse_args() -> Result<Args> {
+    let root = workspace_root();
+    let mut args = Args {
+        strategy: "heads_only".into(),
+        cache: false,
+        batch: 8,
+        epochs: 3,
+        reviews: 2000,
+        test: 32,
+        max_length: 512,
+        data_dir: root.join("../shared/data"),
+        model: std::env::var_os("BERTMT_MODEL")
+            .map_or_else(|| root.join("data/models/all-MiniLM-L6-v2"), PathBuf::from),
+        threads: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--strategy" => args.strategy = value()?,
+            "--cache" => {
+                args.cache = match value()?.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    other => bail!("--cache takes on or off, not {other}"),
+                }
+            }
+            "--batch" => args.batch = value()?.parse().context("--batch")?,
+            "--epochs" => args.epochs = value()?.parse().context("--epochs")?,
+            "--reviews" => args.reviews = value()?.parse().context("--reviews")?,
+            "--test" => args.test = value()?.parse().context("--test")?,
+            "--max-length" => args.max_length = value()?.parse().context("--max-length")?,
+            "--data-dir" => args.data_dir = value()?.into(),
+            "--model" => args.model = value()?.into(),
+            "--threads" => args.threads = Some(value()?.parse().context("--threads")?),
+            // `cargo bench` passes `--bench`.
+            "--bench" => {}
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    if args.reviews == 0 || args.test == 0 || args.epochs == 0 {
+        bail!("--reviews, --test and --epochs must be at least 1");
+    }
+    Ok(args)
+}
+
+fn median(mut xs: Vec<f64>) -> Option<f64> {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(xs[n / 2]),
+        _ => Some((xs[n / 2 - 1] + xs[n / 2]) / 2.0),
+    }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+/// The first `reviews + test` reviews, tokenized, split into the first `reviews` (train) and the rest (test).
+fn dataset(args: &Args, tokenizer: &tokenizers::Tokenizer) -> Result<(PreparedDataset, PathBuf)> {
+    if !args.data_dir.is_dir() {
+        bail!("the data directory {} does not exist (pass --data-dir)", args.data_dir.display());
+    }
+    let file = ["classification_dataset.xlsx", "imdb_50k.csv.gz"]
+        .iter()
+        .map(|name| args.data_dir.join(name))
+        .find(|path| path.is_file())
+        .with_context(|| {
+            format!("{} has no classification_dataset.xlsx or imdb_50k.csv.gz", args.data_dir.display())
+        })?;
+    let loaded = load_classification(&file, &ClassificationOptions::default())
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let wanted = args.reviews + args.test;
+    if loaded.examples.len() < wanted {
+        bail!("{} has {} reviews, fewer than the {wanted} asked for", file.display(), loaded.examples.len());
+    }
+    let options = EncodeOptions { max_length: args.max_length, ..EncodeOptions::default() };
+    let (examples, stats) = encode_classification(tokenizer, &loaded.examples[..wanted], &options)?;
+    let data = ProcessedDataset {
+        examples,
+        label_names: loaded.label_names,
+        rows_read: loaded.rows_read,
+        dropped: vec![loaded.dropped],
+        stats,
+        pad_id: pad_id(tokenizer)?,
+    };
+    let cache = CacheReport { status: CacheStatus::Disabled, path: None, write_error: None };
+    let prepared =
+        PreparedDataset { data, train: (0..args.reviews).collect(), test: (args.reviews..wanted).collect(), cache };
+    Ok((prepared, file))
+}
+
+fn main() {
+    if let Err(error) = run() {
+        eprintln!("trainer epoch_cost bench: {error:#}");
+        std::process::exit(2);
+    }
+}
+
+fn run() -> Result<()> {
+    let args = parse_args()?;
+    if let Some(threads) = args.threads {
+        tch::set_num_threads(threads);
+    }
+    let strategy: FreezeStrategy = args.strategy.parse().context("--strategy")?;
+    if !args.model.join("config.json").is_file() {
+        bail!(
+            "no model at {}: run `cargo xtask setup`, or pass --model / set BERTMT_MODEL to a BERT directory",
+            args.model.display()
+        );
+    }
+    let tokenizer_file = args.model.join("tokenizer.json");
+    let tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", tokenizer_file.display()))?;
+    let (dataset, file) = dataset(&args, &tokenizer)?;
+    let model = MultiTaskModel::from_pretrained(
+        &args.model,
+        dataset.data.label_names.clone(),
+        // No NER data: the NER head exists but never trains.
+        vec!["O".into(), "B-per".into(), "I-per".into()],
+        encoder::Pooling::Mean,
+        Device::Cpu,
+    )?;
+    let config = TrainConfig {
+        epochs: args.epochs,
+        batch_size: args.batch,
+        feature_cache: args.cache,
+        progress: false,
+        ..TrainConfig::default()
+    };
+    let started = Instant::now();
+    let data = TaskData { classification: Some(&dataset), ner: None };
+    let outcome = train_and_evaluate(&model, &strategy, data, &config, &mut NoObserver)?;
+    let total = started.elapsed().as_secs_f64();
+    let epoch_seconds: Vec<f64> = outcome.epochs.iter().map(|e| e.seconds).collect();
+    let later = median(epoch_seconds.iter().skip(1).copied().collect());
+    let first = epoch_seconds.first().copied();
+    let per_epoch = later.or(first);
+    let train_tokens: usize = dataset.train.iter().map(|&i| dataset.data.examples[i].len()).sum();
+    let accuracy = |e: &trainer::Evaluation| e.classification.as_ref().map(|c| c.report.accuracy);
+    println!(
+        "{}",
+        json!({
+            "bench": "trainer.epoch",
+            "strategy": strategy.to_string(),
+            "strategy_arg": args.strategy,
+            "feature_cache": args.cache,
+            "batch": args.batch,
+            "reviews": args.reviews,
+            "test": args.test,
+            "max_length": args.max_length,
+            "train_tokens": train_tokens,
+            "truncated_reviews": dataset.data.stats.truncated_examples,
+            "file": file.display().to_string(),
+            "threads": tch::get_num_threads(),
+            "trainable_parameters": outcome.trainable_parameters,
+            "epochs": outcome.epochs.iter().map(|e| json!({
+                "epoch": e.epoch, "seconds": round(e.seconds), "examples": e.examples, "steps": e.steps,
+                "cached": e.cached, "mean_loss": round(e.mean_loss),
+            })).collect::<Vec<_>>(),
+            "cache_fill_seconds": outcome.feature_cache.as_ref().map(|c| round(c.seconds)),
+            "first_epoch_seconds": first.map(round),
+            "later_epochs_median_seconds": later.map(round),
+            "epoch_seconds": per_epoch.map(round),
+            "examples_per_s": per_epoch.map(|s| (args.reviews as f64 / s).round()),
+            "eval_before_seconds": round(outcome.before.seconds),
+            "eval_after_seconds": round(outcome.after.seconds),
+            "accuracy_before": accuracy(&outcome.before),
+            "accuracy_after": accuracy(&outcome.after),
+            "total_seconds": round(total),
+        })
+    );
+    Ok(())
+}
