@@ -26,7 +26,9 @@ const MARKER: &str = ".complete";
 /// Where everything lives once set-up is done.
 #[derive(Debug, Clone)]
 pub struct Environment {
-    /// The libtorch directory (holds `include/` and `lib/`), canonical path.
+    /// The libtorch directory (holds `include/` and `lib/`), spelled as plain cargo sees it: the user's `LIBTORCH`,
+    /// or the project link `.libtorch` that `.cargo/config.toml` names. Passing torch-sys another spelling of the same
+    /// directory would make cargo rebuild it and everything above it.
     pub libtorch: PathBuf,
     /// The default model directory (config.json, model.safetensors, tokenizer.json, vocab.txt).
     pub model_dir: PathBuf,
@@ -61,8 +63,9 @@ pub fn ensure() -> Result<Environment> {
     let cache = cache_root()?;
     fs::create_dir_all(&cache).with_context(|| format!("cannot create the cache directory {}", cache.display()))?;
 
-    let libtorch = ensure_libtorch(&cache, &root.join(".libtorch"))?;
-    link(&root.join(".libtorch"), &libtorch)?;
+    let project_link = root.join(".libtorch");
+    let (libtorch, installed) = ensure_libtorch(&cache, &project_link)?;
+    link(&project_link, &installed)?;
 
     let model_dir = ensure_model(&cache)?;
     fs::create_dir_all(root.join("data/models"))?;
@@ -74,7 +77,7 @@ pub fn ensure() -> Result<Environment> {
     eprintln!(
         "set-up ready in {:.2} s: libtorch {}, model {}, default data {}",
         started.elapsed().as_secs_f64(),
-        libtorch.display(),
+        installed.display(),
         model_dir.display(),
         default_data_dir.display()
     );
@@ -83,12 +86,14 @@ pub fn ensure() -> Result<Environment> {
 
 /// An existing `LIBTORCH` is honoured as it is; otherwise the PyPI wheel is installed into a venv in the cache.
 /// `project_link` is the value `.cargo/config.toml` gives `LIBTORCH` by default: it is not a user's choice.
-fn ensure_libtorch(cache: &Path, project_link: &Path) -> Result<PathBuf> {
+/// Returns the value cargo should see and the canonical directory the project link points at.
+fn ensure_libtorch(cache: &Path, project_link: &Path) -> Result<(PathBuf, PathBuf)> {
     let user_choice = std::env::var_os("LIBTORCH").filter(|d| !d.is_empty() && Path::new(d) != project_link);
     if let Some(dir) = user_choice {
         let dir = PathBuf::from(dir);
         check_libtorch(&dir).context("the LIBTORCH environment variable points at an unusable directory")?;
-        return canonical(&dir);
+        let installed = canonical(&dir)?;
+        return Ok((dir, installed));
     }
     let venv = cache.join(format!("torch-{TORCH_VERSION}"));
     if !venv.join(MARKER).exists() {
@@ -114,7 +119,7 @@ fn ensure_libtorch(cache: &Path, project_link: &Path) -> Result<PathBuf> {
         check_libtorch(&torch)?;
         fs::write(venv.join(MARKER), TORCH_VERSION)?;
     }
-    canonical(&torch_dir(&venv)?)
+    Ok((project_link.to_path_buf(), canonical(&torch_dir(&venv)?)?))
 }
 
 fn torch_dir(venv: &Path) -> Result<PathBuf> {
