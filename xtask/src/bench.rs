@@ -109,6 +109,8 @@ struct Plan {
     cached_epochs: usize,
     pipeline_runs: usize,
     pandas_runs: usize,
+    /// pandas takes minutes per GMB step: one run each.
+    pandas_ner_runs: usize,
 }
 
 impl Plan {
@@ -127,6 +129,7 @@ impl Plan {
                 cached_epochs: 3,
                 pipeline_runs: reps,
                 pandas_runs: 1,
+                pandas_ner_runs: 1,
             }
         } else {
             Self {
@@ -134,13 +137,15 @@ impl Plan {
                 imdb: 2000,
                 gmb: 5000,
                 notebook_imdb: 2000,
-                notebook_gmb: 5000,
+                // Padded to 512, every GMB sentence costs the same: 1,000 give its rate as well as 5,000 would.
+                notebook_gmb: 1000,
                 notebook_reps: 1,
                 heads_reviews: 2000,
                 encoder_training_reviews: 2000,
                 cached_epochs: 3,
                 pipeline_runs: reps,
                 pandas_runs: reps,
+                pandas_ner_runs: 1,
             }
         }
     }
@@ -170,14 +175,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
             .join(" ")
     );
     let peer = args.peer || args.only == Some(Section::Peer);
-    let mut sections: Vec<Section> = match args.only {
+    let sections: Vec<Section> = match args.only {
         Some(section) => vec![section],
         None => vec![Section::Gemm, Section::Encoder, Section::Training, Section::Pipeline],
     };
-    if peer && args.only.is_none() {
-        // Right after our encoder, so that both run under the same conditions.
-        sections.insert(2, Section::Peer);
-    }
 
     // The real data: missing data skips the sections that need it, loudly.
     let data_dir = args.data_dir.clone().unwrap_or_else(|| root.join("../shared/data"));
@@ -243,16 +244,21 @@ pub fn run(args: BenchArgs) -> Result<()> {
             Section::Gemm => {
                 runner.cargo_bench(section, "encoder", "throughput", false, &[s("--step"), s("gemm"), reps(&plan)]);
             }
-            Section::Encoder => {
-                if let Some((file, _)) = runner.texts(section, &mut texts, files, &plan, &scratch) {
-                    encoder_section(&mut runner, &plan, &file);
-                }
-            }
-            Section::Peer => {
-                let written = runner.texts(section, &mut texts, files, &plan, &scratch);
-                if let (Some((file, info)), Some(python)) = (written, &peer_python) {
-                    let threads = args.threads.map(|t| t as i64).or_else(|| info["threads"].as_i64()).unwrap_or(1);
-                    peer_section(&mut runner, &plan, &file, python, threads);
+            Section::Encoder | Section::Peer => {
+                let Some((file, info)) = runner.texts(section, &mut texts, files, &plan, &scratch) else { continue };
+                let threads = args.threads.map(|t| t as i64).or_else(|| info["threads"].as_i64()).unwrap_or(1);
+                let peer = peer_python.as_deref().map(|python| Peer { python, threads });
+                match (section, &peer) {
+                    (Section::Peer, Some(peer)) => peer_section(&mut runner, &plan, &file, peer),
+                    (Section::Peer, None) => {}
+                    _ => {
+                        if peer.is_some() {
+                            // The peer's runs are interleaved with ours (see `encoder_section`).
+                            let load = runner.section_loads.last().map_or(0.0, |(_, l)| *l);
+                            runner.section_loads.push((Section::Peer, load));
+                        }
+                        encoder_section(&mut runner, &plan, &file, peer.as_ref());
+                    }
                 }
             }
             Section::Training => training_section(&mut runner, &plan, files),
@@ -357,14 +363,27 @@ fn locate_data(dir: &Path) -> std::result::Result<DataFiles, String> {
 // ---------------------------------------------------------------------------------------------------------------
 // Sections
 
-fn encoder_section(runner: &mut Runner, plan: &Plan, texts: &Path) {
+/// The Python peer of section 5: its interpreter and the libtorch threads it is told to use.
+struct Peer<'a> {
+    python: &'a Path,
+    threads: i64,
+}
+
+/// The length-sorted runs that the peer repeats: (corpus, truncation, batch, texts).
+fn sorted_runs(plan: &Plan) -> [(&'static str, usize, usize, usize); 3] {
+    [("imdb", 256, 32, plan.imdb), ("imdb", 512, 32, plan.imdb), ("gmb", 512, 64, plan.gmb)]
+}
+
+/// Section 2; with a peer, each of our sorted runs is followed at once by the peer's run of the same texts, so that
+/// both see the same machine (its speed drifts by up to 2x over an hour on a shared VM).
+fn encoder_section(runner: &mut Runner, plan: &Plan, texts: &Path, peer: Option<&Peer>) {
     let section = Section::Encoder;
-    let texts = texts.display().to_string();
+    let texts_arg = texts.display().to_string();
     let encode = |corpus: &str, method: &str, max_length: usize, batch: usize, limit: usize, reps: usize| {
         vec![
             s("--step"),
             s("encode"),
-            format!("--texts={texts}"),
+            format!("--texts={texts_arg}"),
             format!("--corpus={corpus}"),
             format!("--method={method}"),
             format!("--max-length={max_length}"),
@@ -373,20 +392,28 @@ fn encoder_section(runner: &mut Runner, plan: &Plan, texts: &Path) {
             format!("--reps={reps}"),
         ]
     };
-    let runs = [
-        encode("imdb", "sorted", 256, 32, plan.imdb, plan.reps),
-        encode("imdb", "sorted", 512, 32, plan.imdb, plan.reps),
+    for (corpus, max_length, batch, limit) in sorted_runs(plan) {
+        runner.cargo_bench(
+            section,
+            "encoder",
+            "throughput",
+            false,
+            &encode(corpus, "sorted", max_length, batch, limit, plan.reps),
+        );
+        if let Some(peer) = peer {
+            peer_run(runner, plan, texts, peer, (corpus, max_length, batch, limit));
+        }
+    }
+    for args in [
         encode("imdb", "notebook", 512, 8, plan.notebook_imdb, plan.notebook_reps),
-        encode("gmb", "sorted", 512, 64, plan.gmb, plan.reps),
         encode("gmb", "notebook", 512, 8, plan.notebook_gmb, plan.notebook_reps),
-    ];
-    for args in runs {
+    ] {
         runner.cargo_bench(section, "encoder", "throughput", false, &args);
     }
     let profile = vec![
         s("--step"),
         s("profile"),
-        format!("--texts={texts}"),
+        format!("--texts={texts_arg}"),
         s("--corpus=imdb"),
         s("--max-length=256"),
         s("--batch=32"),
@@ -396,24 +423,27 @@ fn encoder_section(runner: &mut Runner, plan: &Plan, texts: &Path) {
     runner.cargo_bench(section, "encoder", "throughput", false, &profile);
 }
 
-fn peer_section(runner: &mut Runner, plan: &Plan, texts: &Path, python: &Path, threads: i64) {
-    let script = runner.root.join("xtask/peer/hf_peer.py");
-    for (corpus, max_length, batch, limit) in
-        [("imdb", 256, 32, plan.imdb), ("imdb", 512, 32, plan.imdb), ("gmb", 512, 64, plan.gmb)]
-    {
-        let mut command = Command::new(python);
-        command
-            .arg(&script)
-            .arg(format!("--texts={}", texts.display()))
-            .arg(format!("--corpus={corpus}"))
-            .arg(format!("--max-length={max_length}"))
-            .arg(format!("--batch={batch}"))
-            .arg(format!("--limit={limit}"))
-            .arg(format!("--reps={}", plan.reps))
-            .arg(format!("--threads={threads}"))
-            .arg(format!("--model={}", runner.env.model_dir.display()));
-        runner.run(Section::Peer, command);
+/// Section 5 on its own (`--only peer`): the peer's runs, ours taken from the latest earlier run.
+fn peer_section(runner: &mut Runner, plan: &Plan, texts: &Path, peer: &Peer) {
+    for run in sorted_runs(plan) {
+        peer_run(runner, plan, texts, peer, run);
     }
+}
+
+fn peer_run(runner: &mut Runner, plan: &Plan, texts: &Path, peer: &Peer, run: (&str, usize, usize, usize)) {
+    let (corpus, max_length, batch, limit) = run;
+    let mut command = Command::new(peer.python);
+    command
+        .arg(runner.root.join("xtask/peer/hf_peer.py"))
+        .arg(format!("--texts={}", texts.display()))
+        .arg(format!("--corpus={corpus}"))
+        .arg(format!("--max-length={max_length}"))
+        .arg(format!("--batch={batch}"))
+        .arg(format!("--limit={limit}"))
+        .arg(format!("--reps={}", plan.reps))
+        .arg(format!("--threads={}", peer.threads))
+        .arg(format!("--model={}", runner.env.model_dir.display()));
+    runner.run(Section::Peer, command);
 }
 
 fn training_section(runner: &mut Runner, plan: &Plan, files: Option<&DataFiles>) {
@@ -423,10 +453,9 @@ fn training_section(runner: &mut Runner, plan: &Plan, files: Option<&DataFiles>)
         runs.push(("heads_only", "off", batch, plan.heads_reviews, 1));
         runs.push(("heads_only", "on", batch, plan.heads_reviews, plan.cached_epochs));
     }
+    // Training the encoder costs minutes per epoch here: the notebook's batch size only.
     for strategy in ["output_layers:3", "all"] {
-        for batch in [8, 32] {
-            runs.push((strategy, "off", batch, plan.encoder_training_reviews, 1));
-        }
+        runs.push((strategy, "off", 8, plan.encoder_training_reviews, 1));
     }
     for (strategy, cache, batch, reviews, epochs) in runs {
         let args = vec![
@@ -461,7 +490,8 @@ fn pipeline_section(runner: &mut Runner, plan: &Plan, files: Option<&DataFiles>,
     let script = runner.root.join("crates/datasets/benches/python/pandas_pipeline.py");
     for step in ["read-imdb", "clean-imdb", "read-ner", "group-ner"] {
         let mut command = Command::new(python);
-        command.arg(&script).args(["--step", step, "--runs", &plan.pandas_runs.to_string()]).args(&file_args);
+        let runs = if step.ends_with("ner") { plan.pandas_ner_runs } else { plan.pandas_runs };
+        command.arg(&script).args(["--step", step, "--runs", &runs.to_string()]).args(&file_args);
         runner.run(section, command);
     }
 }
@@ -1139,8 +1169,8 @@ impl Report<'_> {
             }
             let _ = writeln!(
                 out,
-                "\nExperiment: on the {} profiled batches without padding, the attention took {} s with the padding mask and \
-                 {} s without a mask (Hugging Face passes no mask to sdpa when a batch has no padding).",
+                "\nOn the {} profiled batches without padding, the attention took {} s with an all-zero mask and {} s \
+                 without one: the model passes no mask when a batch has no padding (as Hugging Face does).",
                 p["unpadded_batches"],
                 f(&p["unpadded_attention_seconds_with_mask"], 3),
                 f(&p["unpadded_attention_seconds_without_mask"], 3)
@@ -1177,7 +1207,11 @@ impl Report<'_> {
                 f(&r["cache_fill_seconds"], 1),
                 f(&r["first_epoch_seconds"], 3),
                 f(&r["later_epochs_median_seconds"], 4),
-                f(&r["examples_per_s"], 1),
+                match (r["reviews"].as_f64(), r["epoch_seconds"].as_f64()) {
+                    (Some(n), Some(s)) if n / s < 100.0 => num(n / s, 2),
+                    (Some(n), Some(s)) => num(n / s, 0),
+                    _ => "—".into(),
+                },
                 r["trainable_parameters"],
             );
         }

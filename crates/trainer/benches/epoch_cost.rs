@@ -210,7 +210,7 @@ fn run() -> Result<()> {
             "first_epoch_seconds": first.map(round),
             "later_epochs_median_seconds": later.map(round),
             "epoch_seconds": per_epoch.map(round),
-            "examples_per_s": per_epoch.map(|s| (args.reviews as f64 / s).round()),
+            "examples_per_s": per_epoch.map(|s| (args.reviews as f64 / s * 100.0).round() / 100.0),
             "eval_before_seconds": round(outcome.before.seconds),
             "eval_after_seconds": round(outcome.after.seconds),
             "accuracy_before": accuracy(&outcome.before),

@@ -30,8 +30,9 @@ impl BertSelfAttention {
     }
 
     /// `hidden` is `[batch, seq, hidden]`; `additive_mask` is `[batch, 1, 1, seq]`, 0 where a key may be attended
-    /// and a large negative number at padding. Returns the per-head contexts merged back to `[batch, seq, hidden]`.
-    pub fn forward_t(&self, hidden: &Tensor, additive_mask: &Tensor, train: bool) -> Tensor {
+    /// and a large negative number at padding, or `None` when nothing is padded (the kernel's faster path).
+    /// Returns the per-head contexts merged back to `[batch, seq, hidden]`.
+    pub fn forward_t(&self, hidden: &Tensor, additive_mask: Option<&Tensor>, train: bool) -> Tensor {
         let (batch, seq) = (hidden.size()[0], hidden.size()[1]);
         let heads = |projection: &nn::Linear| {
             projection.forward(hidden).view([batch, seq, self.num_heads, self.head_dim]).transpose(1, 2)
@@ -39,16 +40,8 @@ impl BertSelfAttention {
         let (query, key, value) = (heads(&self.query), heads(&self.key), heads(&self.value));
         // libtorch's fused kernel computes softmax(q k^T / sqrt(d) + mask) v, with dropout on the probabilities.
         let dropout = if train { self.dropout } else { 0.0 };
-        let context = Tensor::scaled_dot_product_attention(
-            &query,
-            &key,
-            &value,
-            Some(additive_mask),
-            dropout,
-            false,
-            None,
-            false,
-        );
+        let context =
+            Tensor::scaled_dot_product_attention(&query, &key, &value, additive_mask, dropout, false, None, false);
         context.transpose(1, 2).reshape([batch, seq, self.num_heads * self.head_dim])
     }
 }
@@ -94,8 +87,8 @@ impl BertAttention {
         }
     }
 
-    /// Attention over `hidden` with the additive padding mask.
-    pub fn forward_t(&self, hidden: &Tensor, additive_mask: &Tensor, train: bool) -> Tensor {
+    /// Attention over `hidden` with the additive padding mask (`None`: no padding).
+    pub fn forward_t(&self, hidden: &Tensor, additive_mask: Option<&Tensor>, train: bool) -> Tensor {
         let context = self.self_attention.forward_t(hidden, additive_mask, train);
         self.output.forward_t(&context, hidden, train)
     }

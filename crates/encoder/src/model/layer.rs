@@ -76,7 +76,7 @@ impl BertLayer {
     }
 
     /// Runs the layer on `[batch, seq, hidden]` states.
-    pub fn forward_t(&self, hidden: &Tensor, additive_mask: &Tensor, train: bool) -> Tensor {
+    pub fn forward_t(&self, hidden: &Tensor, additive_mask: Option<&Tensor>, train: bool) -> Tensor {
         let attended = self.attention.forward_t(hidden, additive_mask, train);
         let expanded = self.intermediate.forward(&attended);
         self.output.forward_t(&expanded, &attended, train)

@@ -28,8 +28,8 @@ impl BertEncoder {
         Self { layers }
     }
 
-    /// Runs every layer in turn.
-    pub fn forward_t(&self, hidden: &Tensor, additive_mask: &Tensor, train: bool) -> Tensor {
+    /// Runs every layer in turn (`additive_mask`: see [`additive_attention_mask`]; `None` when nothing is padded).
+    pub fn forward_t(&self, hidden: &Tensor, additive_mask: Option<&Tensor>, train: bool) -> Tensor {
         let mut hidden = hidden.shallow_clone();
         for layer in &self.layers {
             hidden = layer.forward_t(&hidden, additive_mask, train);
@@ -110,13 +110,17 @@ impl BertModel {
             None => input_ids.zeros_like(),
         };
         let hidden = self.embeddings.forward_t(&input_ids, &token_type_ids, train);
-        let additive_mask = match attention_mask {
-            Some(mask) => additive_attention_mask(mask, hidden.kind()),
-            None => Tensor::zeros([batch, 1, 1, seq], (hidden.kind(), hidden.device())),
-        };
-        let last_hidden_state = self.encoder.forward_t(&hidden, &additive_mask, train);
+        // A batch without padding needs no mask, and the attention kernel runs faster without one.
+        let additive_mask =
+            attention_mask.filter(|mask| has_padding(mask)).map(|mask| additive_attention_mask(mask, hidden.kind()));
+        let last_hidden_state = self.encoder.forward_t(&hidden, additive_mask.as_ref(), train);
         Ok(BertModelOutput { last_hidden_state })
     }
+}
+
+/// Whether a `[batch, seq]` 1/0 attention mask has any 0 (padding).
+pub fn has_padding(mask: &Tensor) -> bool {
+    mask.numel() > 0 && mask.min().int64_value(&[]) == 0
 }
 
 /// Turns a `[batch, seq]` 1/0 mask into the `[batch, 1, 1, seq]` additive mask the attention adds to its scores:
