@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use trainer::run_dir::evaluation_text;
 use trainer::{
-    evaluate_live, train_and_evaluate, Evaluation, Mode, OptimizerKind, RunDirectory, Schedule, TaskData, TrainConfig,
-    TrainOutcome,
+    evaluate, freezes_encoder, train_and_evaluate, Evaluation, FeatureCache, FeatureCacheReport, Mode, OptimizerKind,
+    RunDirectory, Schedule, TaskData, TrainConfig, TrainOutcome,
 };
 
 /// The sentences of the notebook's Task 1 demonstration.
@@ -143,6 +143,8 @@ struct TaskDataSummary {
 struct Task2 {
     classification: TaskDataSummary,
     ner: TaskDataSummary,
+    /// The frozen encoder's outputs, computed here once for the untrained scores and Task 4's training.
+    feature_cache: Option<FeatureCacheReport>,
     untrained: Evaluation,
     seconds: f64,
 }
@@ -191,7 +193,8 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         args.pooling,
         device,
     )?;
-    let task2 = task2(args, &model, [&classification, &ner], started, &mut report)?;
+    let config = train_config(args);
+    let (task2, cache) = task2(args, &config, &model, [&classification, &ner], started, &mut report)?;
     let data = TaskData { classification: Some(&classification.dataset), ner: Some(&ner.dataset) };
 
     println!("\n== Task 3: freezing strategies ==");
@@ -201,7 +204,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     let _ = writeln!(report, "## Task 3: freezing strategies\n\n```\n{rendered}\n```\n");
 
     println!("\n== Task 4: training ({}, {} mode) ==", args.strategy, mode_name(args.mode));
-    let task4 = task4(args, &model, data, &run_dir, &mut report)?;
+    let task4 = task4(args, config, &model, data, cache, &run_dir, &mut report)?;
 
     let metrics = Metrics { device: device::describe(device), task1, task2, task3: table, task4 };
     write_atomic(&run_dir.join("metrics.json"), &serde_json::to_string_pretty(&metrics)?)?;
@@ -360,11 +363,12 @@ fn summarize(loaded: &LoadedData, batch_size: usize) -> Result<TaskDataSummary> 
 
 fn task2(
     args: &ReproduceArgs,
+    config: &TrainConfig,
     model: &MultiTaskModel,
     loaded: [&LoadedData; 2],
     started: Instant,
     report: &mut String,
-) -> Result<Task2> {
+) -> Result<(Task2, Option<FeatureCache>)> {
     let mut summaries = Vec::new();
     let _ = writeln!(report, "## Task 2: data and the untrained multi-task model\n");
     for (name, loaded) in ["Classification", "NER"].into_iter().zip(loaded) {
@@ -388,25 +392,39 @@ fn task2(
         let _ = writeln!(report, "```\n{text}\n```\n");
         summaries.push(summary);
     }
-    println!("\nThe untrained model (pretrained encoder, random heads) on the test sets:");
     let data = TaskData { classification: Some(&loaded[0].dataset), ner: Some(&loaded[1].dataset) };
-    let untrained = evaluate_live(model, data, 32)?;
+    // With a frozen encoder its outputs are computed once, here: the untrained scores and Task 4 both use them.
+    let cache = if freezes_encoder(&args.strategy) && config.feature_cache {
+        let cache = FeatureCache::build(model, data, config)?;
+        let built = cache.report();
+        let text = format!(
+            "Encoder features of every train and test example computed once in {:.1} s (classification {}, NER {}); \
+             the scores below and Task 4's {} training use them",
+            built.seconds,
+            trainer::features::describe(built.classification),
+            trainer::features::describe(built.ner),
+            args.strategy
+        );
+        println!("\n{text}");
+        let _ = writeln!(report, "{text}.\n");
+        Some(cache)
+    } else {
+        None
+    };
+    println!("\nThe untrained model (pretrained encoder, random heads) on the test sets:");
+    let untrained = evaluate(model, data, 32, cache.as_ref())?;
     let text = evaluation_text(&untrained);
     println!("{text}");
     let _ = writeln!(report, "Untrained model on the test sets:\n\n```\n{text}```\n");
     let mut summaries = summaries.into_iter();
     let (Some(classification), Some(ner)) = (summaries.next(), summaries.next()) else { bail!("missing summary") };
-    Ok(Task2 { classification, ner, untrained, seconds: started.elapsed().as_secs_f64() })
+    let feature_cache = cache.as_ref().map(|c| c.report().clone());
+    let seconds = started.elapsed().as_secs_f64();
+    Ok((Task2 { classification, ner, feature_cache, untrained, seconds }, cache))
 }
 
-fn task4(
-    args: &ReproduceArgs,
-    model: &MultiTaskModel,
-    data: TaskData<'_>,
-    run_dir: &Path,
-    report: &mut String,
-) -> Result<Task4> {
-    let started = Instant::now();
+/// The training settings of the command line.
+fn train_config(args: &ReproduceArgs) -> TrainConfig {
     let optimizer = match args.optimizer.as_str() {
         "adamw" => OptimizerKind::AdamW { weight_decay: args.weight_decay },
         _ => OptimizerKind::Adam { weight_decay: args.weight_decay },
@@ -416,7 +434,7 @@ fn task4(
     } else {
         Schedule::Constant
     };
-    let config = TrainConfig {
+    TrainConfig {
         mode: args.mode,
         epochs: args.epochs,
         batch_size: args.batch_size,
@@ -430,13 +448,27 @@ fn task4(
         feature_cache: !args.no_feature_cache,
         feature_cache_half: args.half_features,
         progress: !args.quiet,
-    };
+    }
+}
+
+fn task4(
+    args: &ReproduceArgs,
+    config: TrainConfig,
+    model: &MultiTaskModel,
+    data: TaskData<'_>,
+    cache: Option<FeatureCache>,
+    run_dir: &Path,
+    report: &mut String,
+) -> Result<Task4> {
+    let started = Instant::now();
     let mut run = RunDirectory::create(run_dir)?;
     run.write_json("config.json", &serde_json::json!({ "strategy": args.strategy, "train": &config, "model": args.model.model, "pooling": args.pooling }))?;
-    let outcome = train_and_evaluate(model, &args.strategy, data, &config, &mut run)?;
+    let cached = cache.is_some();
+    let outcome = train_and_evaluate(model, &args.strategy, data, &config, cache, &mut run)?;
     if let Some(cache) = &outcome.feature_cache {
         println!(
-            "Encoder features cached in {:.1} s (classification {}, NER {})",
+            "Heads trained on the encoder features cached {} ({:.1} s; classification {}, NER {})",
+            if cached { "in Task 2" } else { "now" },
             cache.seconds,
             trainer::features::describe(cache.classification),
             trainer::features::describe(cache.ner)

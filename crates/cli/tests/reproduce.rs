@@ -126,6 +126,11 @@ fn reproduce_runs_all_four_tasks_and_writes_its_report() {
         assert!((0.0..=1.0).contains(&f1), "{stage} f1 {f1}");
         assert_eq!(outcome[stage]["ner"]["sentences"], 6);
     }
+    // The features computed once in Task 2 score the untrained model and serve Task 4: same numbers, one pass.
+    assert_eq!(task2["feature_cache"]["classification"]["rows"], 24);
+    assert_eq!(outcome["feature_cache"]["seconds"], task2["feature_cache"]["seconds"]);
+    assert_eq!(task2["untrained"]["classification"]["report"], outcome["before"]["classification"]["report"]);
+    assert_eq!(task2["untrained"]["ner"]["report"], outcome["before"]["ner"]["report"]);
     let loss = outcome["epochs"][0]["mean_loss"].as_f64().expect("loss");
     assert!(loss.is_finite() && loss > 0.0);
     assert!(metrics["task1"]["parity"].is_null(), "no reference outputs for a random model");

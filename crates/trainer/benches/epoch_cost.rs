@@ -178,7 +178,7 @@ fn run() -> Result<()> {
     };
     let started = Instant::now();
     let data = TaskData { classification: Some(&dataset), ner: None };
-    let outcome = train_and_evaluate(&model, &strategy, data, &config, &mut NoObserver)?;
+    let outcome = train_and_evaluate(&model, &strategy, data, &config, None, &mut NoObserver)?;
     let total = started.elapsed().as_secs_f64();
     let epoch_seconds: Vec<f64> = outcome.epochs.iter().map(|e| e.seconds).collect();
     let later = median(epoch_seconds.iter().skip(1).copied().collect());

@@ -108,41 +108,89 @@ pub struct TrainOutcome {
     pub training_seconds: f64,
 }
 
-struct Cache {
+/// The frozen encoder's outputs on both tasks' train and test examples (see [`crate::features`]): built once, they
+/// serve every epoch and every evaluation while the encoder does not change.
+pub struct FeatureCache {
     classification_train: Option<ClassificationFeatures>,
     classification_test: Option<ClassificationFeatures>,
     ner_train: Option<NerFeatures>,
     ner_test: Option<NerFeatures>,
+    /// The (train, test) example indices each task's features were computed for.
+    classification_split: Option<(Vec<usize>, Vec<usize>)>,
+    ner_split: Option<(Vec<usize>, Vec<usize>)>,
+    report: FeatureCacheReport,
+}
+
+impl FeatureCache {
+    /// Runs the encoder (no gradient) over every train and test example of `data`, in batches of at least 32
+    /// (`config.batch_size` if larger), storing half precision if `config.feature_cache_half`.
+    pub fn build(model: &MultiTaskModel, data: TaskData<'_>, config: &TrainConfig) -> Result<Self> {
+        build_cache(model, data, config)
+    }
+
+    /// How long it took and what it holds.
+    pub fn report(&self) -> &FeatureCacheReport {
+        &self.report
+    }
+
+    /// Whether the cache was computed for exactly these examples and splits.
+    fn matches(&self, data: TaskData<'_>) -> bool {
+        let split = |d: Option<&PreparedDataset>| d.map(|d| (d.train.clone(), d.test.clone()));
+        self.classification_split == split(data.classification) && self.ner_split == split(data.ner)
+    }
+}
+
+/// Whether `strategy` leaves the encoder unchanged (so that its outputs can be cached).
+pub fn freezes_encoder(strategy: &FreezeStrategy) -> bool {
+    matches!(strategy, FreezeStrategy::None | FreezeStrategy::HeadsOnly)
 }
 
 /// Evaluates both tasks, trains with `strategy`, and evaluates again.
+///
+/// `cache`: encoder features built beforehand with [`FeatureCache::build`] on the same model and data (e.g. to
+/// score the untrained model first); without one, a cache is built when the encoder is frozen and
+/// `config.feature_cache` is on. A cache that does not match `data`, or given with a strategy that trains the
+/// encoder, is an error.
 pub fn train_and_evaluate(
     model: &MultiTaskModel,
     strategy: &FreezeStrategy,
     data: TaskData<'_>,
     config: &TrainConfig,
+    cache: Option<FeatureCache>,
     observer: &mut dyn Observer,
 ) -> Result<TrainOutcome> {
     config.validate().map_err(TrainError::InvalidConfig)?;
     if data.classification.is_none() && data.ner.is_none() {
         return Err(TrainError::InvalidConfig("no data: give classification data, NER data, or both".into()));
     }
+    let frozen_encoder = freezes_encoder(strategy);
+    if let Some(given) = &cache {
+        if !frozen_encoder {
+            return Err(TrainError::InvalidConfig(format!(
+                "a feature cache was given, but strategy {strategy} trains the encoder: its features would go stale"
+            )));
+        }
+        if !given.matches(data) {
+            return Err(TrainError::InvalidConfig(
+                "the feature cache was built for other examples or another train/test split".into(),
+            ));
+        }
+    }
     tch::manual_seed(config.seed as i64);
     let groups = strategy.apply(model, config.learning_rate)?;
-    let frozen_encoder = matches!(strategy, FreezeStrategy::None | FreezeStrategy::HeadsOnly);
-
-    let cache = if frozen_encoder && config.feature_cache { Some(build_cache(model, data, config)?) } else { None };
-    let (cache, feature_cache) = match cache {
-        Some((cache, report)) => (Some(cache), Some(report)),
-        None => (None, None),
+    let cache = match cache {
+        Some(cache) => Some(cache),
+        None if frozen_encoder && config.feature_cache => Some(build_cache(model, data, config)?),
+        None => None,
     };
+    let feature_cache = cache.as_ref().map(|c| c.report.clone());
 
     tracing::info!("evaluating before training");
-    let before = evaluate(model, data, config, cache.as_ref())?;
+    let before = evaluate(model, data, config.batch_size, cache.as_ref())?;
     let trainable_parameters: i64 = groups.iter().flat_map(|g| &g.parameters).map(|(_, t)| t.numel() as i64).sum();
     let mut epochs = Vec::new();
     let started = Instant::now();
-    let mut trainer = Trainer { model, config, cache: cache.as_ref(), observer, global_step: 0 };
+    let mut trainer = Trainer { model, config, cache: cache.as_ref(), frozen_encoder, observer, global_step: 0 };
     if trainable_parameters > 0 {
         match config.mode {
             Mode::Separate => {
@@ -167,7 +215,7 @@ pub fn train_and_evaluate(
     let training_seconds = started.elapsed().as_secs_f64();
 
     tracing::info!("evaluating after training");
-    let after = evaluate(model, data, config, cache.as_ref())?;
+    let after = evaluate(model, data, config.batch_size, cache.as_ref())?;
     Ok(TrainOutcome { before, after, epochs, feature_cache, trainable_parameters, training_seconds })
 }
 
@@ -194,11 +242,7 @@ fn groups_for(groups: &[ParamGroup], task: Option<Task>) -> Vec<ParamGroup> {
         .collect()
 }
 
-fn build_cache(
-    model: &MultiTaskModel,
-    data: TaskData<'_>,
-    config: &TrainConfig,
-) -> Result<(Cache, FeatureCacheReport)> {
+fn build_cache(model: &MultiTaskModel, data: TaskData<'_>, config: &TrainConfig) -> Result<FeatureCache> {
     let started = Instant::now();
     let batch = config.batch_size.max(32);
     let half = config.feature_cache_half;
@@ -234,23 +278,35 @@ fn build_cache(
         ner = %describe(report.ner),
         "encoder features cached"
     );
-    Ok((Cache { classification_train, classification_test, ner_train, ner_test }, report))
+    let split = |d: Option<&PreparedDataset>| d.map(|d| (d.train.clone(), d.test.clone()));
+    Ok(FeatureCache {
+        classification_train,
+        classification_test,
+        ner_train,
+        ner_test,
+        classification_split: split(data.classification),
+        ner_split: split(data.ner),
+        report,
+    })
 }
 
-/// Scores both tasks on their test examples, running the encoder on every batch.
-pub fn evaluate_live(model: &MultiTaskModel, data: TaskData<'_>, batch_size: usize) -> Result<Evaluation> {
-    let config = TrainConfig { batch_size, ..TrainConfig::default() };
-    evaluate(model, data, &config, None)
-}
-
-fn evaluate(
+/// Scores both tasks on their test examples, in batches of at least 32 (`batch_size` if larger): from the
+/// cached features when `cache` is given (built on the same model and data), else running the encoder.
+pub fn evaluate(
     model: &MultiTaskModel,
     data: TaskData<'_>,
-    config: &TrainConfig,
-    cache: Option<&Cache>,
+    batch_size: usize,
+    cache: Option<&FeatureCache>,
 ) -> Result<Evaluation> {
+    if let Some(cache) = cache {
+        if !cache.matches(data) {
+            return Err(TrainError::InvalidConfig(
+                "the feature cache was built for other examples or another train/test split".into(),
+            ));
+        }
+    }
     let started = Instant::now();
-    let batch = config.batch_size.max(32);
+    let batch = batch_size.max(32);
     let classification = match data.classification {
         Some(d) => {
             let backbone = match cache.and_then(|c| c.classification_test.as_ref()) {
@@ -277,7 +333,9 @@ fn evaluate(
 struct Trainer<'a> {
     model: &'a MultiTaskModel,
     config: &'a TrainConfig,
-    cache: Option<&'a Cache>,
+    cache: Option<&'a FeatureCache>,
+    /// The encoder does not train: it runs in eval mode (no dropout) and without a graph, as the cache does.
+    frozen_encoder: bool,
     observer: &'a mut dyn Observer,
     global_step: usize,
 }
@@ -303,17 +361,28 @@ impl Trainer<'_> {
             }
             (Task::Classification, None, _) => {
                 let batch = dataset.batch(indices)?.to_tensors(device)?;
-                let logits =
-                    model.classify_t(&batch.input_ids, &batch.attention_mask, Some(&batch.token_type_ids), true)?;
-                cross_entropy(&logits, &batch.labels)
+                let hidden = self.encode(&batch)?;
+                let pooled = model.f_pool(&hidden, &batch.attention_mask)?;
+                cross_entropy(&model.f_classification_head(&pooled, true)?, &batch.labels)
             }
             (Task::Ner, _, None) => {
                 let batch = dataset.batch(indices)?.to_tensors(device)?;
-                let logits = model.tag_t(&batch.input_ids, &batch.attention_mask, Some(&batch.token_type_ids), true)?;
+                let logits = model.f_ner_head(&self.encode(&batch)?, true)?;
                 let labels_count = logits.size().last().copied().unwrap_or(1);
                 cross_entropy(&logits.reshape([-1, labels_count]), &batch.labels.reshape([-1]))
             }
         })
+    }
+
+    /// The encoder's token states of a batch: trained (dropout on, graph kept) unless the encoder is frozen.
+    fn encode(&self, batch: &datasets::TensorBatch) -> Result<Tensor> {
+        let (ids, mask, types) = (&batch.input_ids, &batch.attention_mask, Some(&batch.token_type_ids));
+        if self.frozen_encoder {
+            let _guard = tch::no_grad_guard();
+            Ok(self.model.encode_t(ids, mask, types, false)?)
+        } else {
+            Ok(self.model.encode_t(ids, mask, types, true)?)
+        }
     }
 
     fn cached(&self, task: Task) -> bool {

@@ -17,8 +17,8 @@ pub use config::{Mode, OptimizerKind, Schedule, Task, TrainConfig};
 pub use error::{Result, TrainError};
 pub use evaluate::{ClassificationEvaluation, NerEvaluation};
 pub use fit::{
-    evaluate_live, train_and_evaluate, EpochRecord, Evaluation, FeatureCacheReport, NoObserver, Observer, StepRecord,
-    TaskData, TrainOutcome,
+    evaluate, freezes_encoder, train_and_evaluate, EpochRecord, Evaluation, FeatureCache, FeatureCacheReport,
+    NoObserver, Observer, StepRecord, TaskData, TrainOutcome,
 };
 pub use optim::Adam;
 pub use run_dir::RunDirectory;

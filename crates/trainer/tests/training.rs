@@ -6,7 +6,9 @@ use datasets::{
 use encoder::{BertConfig, Pooling};
 use heads::{FreezeStrategy, MultiTaskConfig, MultiTaskModel};
 use tch::{Device, Tensor};
-use trainer::{train_and_evaluate, Mode, NoObserver, Observer, StepRecord, TaskData, TrainConfig, TrainError};
+use trainer::{
+    evaluate, train_and_evaluate, FeatureCache, Mode, NoObserver, Observer, StepRecord, TaskData, TrainConfig, TrainError,
+};
 
 const CLS: u32 = 2;
 const SEP: u32 = 3;
@@ -131,7 +133,7 @@ fn a_tiny_model_learns_both_synthetic_tasks() {
         let model = tiny_model(0.0, 1);
         let config =
             quiet(TrainConfig { mode, epochs: 8, batch_size: 8, learning_rate: 1e-3, ..TrainConfig::default() });
-        let outcome = train_and_evaluate(&model, &FreezeStrategy::All, data, &config, &mut NoObserver).expect("trains");
+        let outcome = train_and_evaluate(&model, &FreezeStrategy::All, data, &config, None, &mut NoObserver).expect("trains");
         let first = outcome.epochs.first().expect("epochs").mean_loss;
         let last = outcome.epochs.last().expect("epochs").mean_loss;
         assert!(last < first * 0.5, "{mode:?}: loss {first} -> {last}");
@@ -150,11 +152,13 @@ fn a_tiny_model_learns_both_synthetic_tasks() {
 fn cached_and_uncached_heads_only_training_give_the_same_weights() {
     let (classification, ner) = (classification_data(40), ner_data(40));
     let data = TaskData { classification: Some(&classification), ner: Some(&ner) };
+    // With dropout: a frozen encoder runs in eval mode whether its outputs are cached or not, and the heads'
+    // dropout draws the same random numbers either way.
     let run = |feature_cache: bool| {
-        let model = tiny_model(0.0, 7);
+        let model = tiny_model(0.1, 7);
         let config = quiet(TrainConfig { epochs: 2, batch_size: 4, feature_cache, ..TrainConfig::default() });
         let outcome =
-            train_and_evaluate(&model, &FreezeStrategy::HeadsOnly, data, &config, &mut NoObserver).expect("trains");
+            train_and_evaluate(&model, &FreezeStrategy::HeadsOnly, data, &config, None, &mut NoObserver).expect("trains");
         assert_eq!(outcome.feature_cache.is_some(), feature_cache);
         (weights(&model), outcome)
     };
@@ -169,6 +173,59 @@ fn cached_and_uncached_heads_only_training_give_the_same_weights() {
 }
 
 #[test]
+fn a_cache_built_beforehand_scores_the_untrained_model_and_serves_training() {
+    let (classification, ner) = (classification_data(40), ner_data(40));
+    let data = TaskData { classification: Some(&classification), ner: Some(&ner) };
+    let config = quiet(TrainConfig { epochs: 2, batch_size: 4, ..TrainConfig::default() });
+    let scores = |e: &trainer::Evaluation| {
+        (
+            e.classification.as_ref().map(|c| c.report.accuracy),
+            e.ner.as_ref().map(|n| n.report.micro_avg.f1),
+            e.classification.as_ref().map(|c| c.examples),
+            e.ner.as_ref().map(|n| n.sentences),
+        )
+    };
+
+    let model = tiny_model(0.0, 7);
+    let cache = FeatureCache::build(&model, data, &config).expect("cache");
+    assert_eq!(cache.report().classification.rows, 40);
+    let live = evaluate(&model, data, 4, None).expect("live evaluation");
+    let cached = evaluate(&model, data, 4, Some(&cache)).expect("cached evaluation");
+    assert_eq!(scores(&live), scores(&cached));
+    let given =
+        train_and_evaluate(&model, &FreezeStrategy::HeadsOnly, data, &config, Some(cache), &mut NoObserver).expect("trains");
+    assert_eq!(scores(&given.before), scores(&live));
+    assert!(given.epochs.iter().all(|e| e.cached));
+
+    let fresh = tiny_model(0.0, 7);
+    let built =
+        train_and_evaluate(&fresh, &FreezeStrategy::HeadsOnly, data, &config, None, &mut NoObserver).expect("trains");
+    let difference = max_difference(&weights(&model), &weights(&fresh));
+    assert!(difference < 1e-6, "a cache given and a cache built inside train differently: {difference}");
+    assert_eq!(scores(&given.after), scores(&built.after));
+}
+
+#[test]
+fn a_cache_that_cannot_serve_is_an_error() {
+    let (classification, ner, other) = (classification_data(40), ner_data(40), classification_data(30));
+    let data = TaskData { classification: Some(&classification), ner: Some(&ner) };
+    let config = quiet(TrainConfig { epochs: 1, batch_size: 4, ..TrainConfig::default() });
+    let model = tiny_model(0.0, 7);
+
+    let cache = FeatureCache::build(&model, data, &config).expect("cache");
+    let error = train_and_evaluate(&model, &FreezeStrategy::All, data, &config, Some(cache), &mut NoObserver)
+        .expect_err("the encoder trains");
+    assert!(matches!(&error, TrainError::InvalidConfig(m) if m.contains("trains the encoder")), "{error}");
+
+    let cache = FeatureCache::build(&model, data, &config).expect("cache");
+    let data = TaskData { classification: Some(&other), ner: Some(&ner) };
+    assert!(matches!(evaluate(&model, data, 4, Some(&cache)), Err(TrainError::InvalidConfig(_))));
+    let error = train_and_evaluate(&model, &FreezeStrategy::HeadsOnly, data, &config, Some(cache), &mut NoObserver)
+        .expect_err("other data");
+    assert!(error.to_string().contains("other examples"), "{error}");
+}
+
+#[test]
 fn frozen_parameters_do_not_change() {
     let (classification, ner) = (classification_data(20), ner_data(20));
     let data = TaskData { classification: Some(&classification), ner: Some(&ner) };
@@ -176,7 +233,7 @@ fn frozen_parameters_do_not_change() {
         let model = tiny_model(0.1, 3);
         let before = weights(&model);
         let config = quiet(TrainConfig { epochs: 1, batch_size: 4, ..TrainConfig::default() });
-        train_and_evaluate(&model, &strategy, data, &config, &mut NoObserver).expect("trains");
+        train_and_evaluate(&model, &strategy, data, &config, None, &mut NoObserver).expect("trains");
         for ((name, old), (_, new)) in before.iter().zip(weights(&model)) {
             let layer0 = name.starts_with("encoder.layer.0.") || name.starts_with("embeddings.");
             let frozen = match strategy {
@@ -205,7 +262,7 @@ fn combined_mode_cycles_the_shorter_task() {
     let model = tiny_model(0.0, 5);
     let config = quiet(TrainConfig { mode: Mode::Combined, epochs: 1, batch_size: 4, ..TrainConfig::default() });
     let mut steps = Steps::default();
-    let outcome = train_and_evaluate(&model, &FreezeStrategy::HeadsOnly, data, &config, &mut steps).expect("trains");
+    let outcome = train_and_evaluate(&model, &FreezeStrategy::HeadsOnly, data, &config, None, &mut steps).expect("trains");
     assert_eq!(steps.0.len(), 10, "an epoch is as long as the longer task");
     let epoch = &outcome.epochs[0];
     assert_eq!(epoch.examples, 40 + 10 * 4, "the NER batches were reused: {}", epoch.examples);
@@ -224,7 +281,7 @@ fn gradient_accumulation_equals_one_larger_batch() {
             feature_cache: false,
             ..TrainConfig::default()
         });
-        train_and_evaluate(&model, &FreezeStrategy::All, data, &config, &mut NoObserver).expect("trains");
+        train_and_evaluate(&model, &FreezeStrategy::All, data, &config, None, &mut NoObserver).expect("trains");
         weights(&model)
     };
     // One batch of all 32 training examples, against 4 batches of 8 accumulated: the same examples, in buckets.
@@ -248,7 +305,7 @@ fn a_non_finite_loss_stops_training_with_its_place() {
         }
     });
     let config = quiet(TrainConfig { epochs: 1, batch_size: 4, ..TrainConfig::default() });
-    let error = train_and_evaluate(&model, &FreezeStrategy::HeadsOnly, data, &config, &mut NoObserver).unwrap_err();
+    let error = train_and_evaluate(&model, &FreezeStrategy::HeadsOnly, data, &config, None, &mut NoObserver).unwrap_err();
     match error {
         TrainError::NonFiniteLoss { task, epoch, step, value } => {
             assert_eq!((task.to_string().as_str(), epoch, step), ("classification", 1, 1));
