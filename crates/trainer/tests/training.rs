@@ -7,7 +7,8 @@ use encoder::{BertConfig, Pooling};
 use heads::{FreezeStrategy, MultiTaskConfig, MultiTaskModel};
 use tch::{Device, Tensor};
 use trainer::{
-    evaluate, train_and_evaluate, FeatureCache, Mode, NoObserver, Observer, StepRecord, TaskData, TrainConfig, TrainError,
+    evaluate, train_and_evaluate, FeatureCache, Mode, NoObserver, Observer, StepRecord, TaskData, TrainConfig,
+    TrainError,
 };
 
 const CLS: u32 = 2;
@@ -106,6 +107,14 @@ fn tiny_model(dropout: f64, seed: i64) -> MultiTaskModel {
     MultiTaskModel::new(config, Device::Cpu).expect("tiny model")
 }
 
+/// libtorch's random generator is global to the process and the tests run on parallel threads: every test that
+/// seeds it (model initialisation, dropout) holds this lock, so that no other test draws in between.
+static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    TORCH_RNG.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn quiet(config: TrainConfig) -> TrainConfig {
     TrainConfig { progress: false, ..config }
 }
@@ -120,6 +129,7 @@ fn max_difference(a: &[(String, Tensor)], b: &[(String, Tensor)]) -> f64 {
 
 #[test]
 fn a_tiny_model_learns_both_synthetic_tasks() {
+    let _rng = serial();
     let (classification, ner) = (classification_data(200), ner_data(100));
     let both = TaskData { classification: Some(&classification), ner: Some(&ner) };
     // In separate mode a trainable encoder tuned for NER after classification would drift away from the
@@ -133,7 +143,8 @@ fn a_tiny_model_learns_both_synthetic_tasks() {
         let model = tiny_model(0.0, 1);
         let config =
             quiet(TrainConfig { mode, epochs: 8, batch_size: 8, learning_rate: 1e-3, ..TrainConfig::default() });
-        let outcome = train_and_evaluate(&model, &FreezeStrategy::All, data, &config, None, &mut NoObserver).expect("trains");
+        let outcome =
+            train_and_evaluate(&model, &FreezeStrategy::All, data, &config, None, &mut NoObserver).expect("trains");
         let first = outcome.epochs.first().expect("epochs").mean_loss;
         let last = outcome.epochs.last().expect("epochs").mean_loss;
         assert!(last < first * 0.5, "{mode:?}: loss {first} -> {last}");
@@ -150,30 +161,36 @@ fn a_tiny_model_learns_both_synthetic_tasks() {
 
 #[test]
 fn cached_and_uncached_heads_only_training_give_the_same_weights() {
+    let _rng = serial();
     let (classification, ner) = (classification_data(40), ner_data(40));
-    let data = TaskData { classification: Some(&classification), ner: Some(&ner) };
-    // With dropout: a frozen encoder runs in eval mode whether its outputs are cached or not, and the heads'
-    // dropout draws the same random numbers either way.
-    let run = |feature_cache: bool| {
-        let model = tiny_model(0.1, 7);
+    let run = |feature_cache: bool, dropout: f64, data: TaskData<'_>| {
+        let model = tiny_model(dropout, 7);
         let config = quiet(TrainConfig { epochs: 2, batch_size: 4, feature_cache, ..TrainConfig::default() });
-        let outcome =
-            train_and_evaluate(&model, &FreezeStrategy::HeadsOnly, data, &config, None, &mut NoObserver).expect("trains");
+        let outcome = train_and_evaluate(&model, &FreezeStrategy::HeadsOnly, data, &config, None, &mut NoObserver)
+            .expect("trains");
         assert_eq!(outcome.feature_cache.is_some(), feature_cache);
         (weights(&model), outcome)
     };
-    let (cached, cached_outcome) = run(true);
-    let (uncached, uncached_outcome) = run(false);
-    let difference = max_difference(&cached, &uncached);
-    assert!(difference < 1e-5, "cached and uncached weights differ by {difference}");
-    assert!(cached_outcome.epochs.iter().all(|e| e.cached));
-    assert!(uncached_outcome.epochs.iter().all(|e| !e.cached));
-    let accuracy = |o: &trainer::TrainOutcome| o.after.classification.as_ref().map(|c| c.report.accuracy);
-    assert_eq!(accuracy(&cached_outcome), accuracy(&uncached_outcome));
+    // Both tasks without dropout; classification alone with dropout: a frozen encoder runs in eval mode whether its
+    // outputs are cached or not, and the classification head's dropout draws the same random numbers either way.
+    // (The NER head's dropout does not: uncached it draws for every position, cached only for the kept tokens.)
+    let both = TaskData { classification: Some(&classification), ner: Some(&ner) };
+    let classification_only = TaskData { classification: Some(&classification), ner: None };
+    for (dropout, data) in [(0.0, both), (0.1, classification_only)] {
+        let (cached, cached_outcome) = run(true, dropout, data);
+        let (uncached, uncached_outcome) = run(false, dropout, data);
+        let difference = max_difference(&cached, &uncached);
+        assert!(difference < 1e-5, "dropout {dropout}: cached and uncached weights differ by {difference}");
+        assert!(cached_outcome.epochs.iter().all(|e| e.cached));
+        assert!(uncached_outcome.epochs.iter().all(|e| !e.cached));
+        let accuracy = |o: &trainer::TrainOutcome| o.after.classification.as_ref().map(|c| c.report.accuracy);
+        assert_eq!(accuracy(&cached_outcome), accuracy(&uncached_outcome));
+    }
 }
 
 #[test]
 fn a_cache_built_beforehand_scores_the_untrained_model_and_serves_training() {
+    let _rng = serial();
     let (classification, ner) = (classification_data(40), ner_data(40));
     let data = TaskData { classification: Some(&classification), ner: Some(&ner) };
     let config = quiet(TrainConfig { epochs: 2, batch_size: 4, ..TrainConfig::default() });
@@ -192,8 +209,8 @@ fn a_cache_built_beforehand_scores_the_untrained_model_and_serves_training() {
     let live = evaluate(&model, data, 4, None).expect("live evaluation");
     let cached = evaluate(&model, data, 4, Some(&cache)).expect("cached evaluation");
     assert_eq!(scores(&live), scores(&cached));
-    let given =
-        train_and_evaluate(&model, &FreezeStrategy::HeadsOnly, data, &config, Some(cache), &mut NoObserver).expect("trains");
+    let given = train_and_evaluate(&model, &FreezeStrategy::HeadsOnly, data, &config, Some(cache), &mut NoObserver)
+        .expect("trains");
     assert_eq!(scores(&given.before), scores(&live));
     assert!(given.epochs.iter().all(|e| e.cached));
 
@@ -207,6 +224,7 @@ fn a_cache_built_beforehand_scores_the_untrained_model_and_serves_training() {
 
 #[test]
 fn a_cache_that_cannot_serve_is_an_error() {
+    let _rng = serial();
     let (classification, ner, other) = (classification_data(40), ner_data(40), classification_data(30));
     let data = TaskData { classification: Some(&classification), ner: Some(&ner) };
     let config = quiet(TrainConfig { epochs: 1, batch_size: 4, ..TrainConfig::default() });
@@ -227,6 +245,7 @@ fn a_cache_that_cannot_serve_is_an_error() {
 
 #[test]
 fn frozen_parameters_do_not_change() {
+    let _rng = serial();
     let (classification, ner) = (classification_data(20), ner_data(20));
     let data = TaskData { classification: Some(&classification), ner: Some(&ner) };
     for strategy in [FreezeStrategy::None, FreezeStrategy::HeadsOnly, FreezeStrategy::OutputLayers(1)] {
@@ -256,13 +275,15 @@ impl Observer for Steps {
 
 #[test]
 fn combined_mode_cycles_the_shorter_task() {
+    let _rng = serial();
     // 40 classification training examples (10 batches of 4) against 8 NER ones (2 batches).
     let (classification, ner) = (classification_data(50), ner_data(10));
     let data = TaskData { classification: Some(&classification), ner: Some(&ner) };
     let model = tiny_model(0.0, 5);
     let config = quiet(TrainConfig { mode: Mode::Combined, epochs: 1, batch_size: 4, ..TrainConfig::default() });
     let mut steps = Steps::default();
-    let outcome = train_and_evaluate(&model, &FreezeStrategy::HeadsOnly, data, &config, None, &mut steps).expect("trains");
+    let outcome =
+        train_and_evaluate(&model, &FreezeStrategy::HeadsOnly, data, &config, None, &mut steps).expect("trains");
     assert_eq!(steps.0.len(), 10, "an epoch is as long as the longer task");
     let epoch = &outcome.epochs[0];
     assert_eq!(epoch.examples, 40 + 10 * 4, "the NER batches were reused: {}", epoch.examples);
@@ -270,6 +291,7 @@ fn combined_mode_cycles_the_shorter_task() {
 
 #[test]
 fn gradient_accumulation_equals_one_larger_batch() {
+    let _rng = serial();
     let classification = classification_data(40);
     let data = TaskData { classification: Some(&classification), ner: None };
     let run = |batch_size: usize, gradient_accumulation: usize| {
@@ -293,6 +315,7 @@ fn gradient_accumulation_equals_one_larger_batch() {
 
 #[test]
 fn a_non_finite_loss_stops_training_with_its_place() {
+    let _rng = serial();
     let (classification, ner) = (classification_data(20), ner_data(20));
     let data = TaskData { classification: Some(&classification), ner: Some(&ner) };
     let model = tiny_model(0.0, 2);
@@ -305,7 +328,8 @@ fn a_non_finite_loss_stops_training_with_its_place() {
         }
     });
     let config = quiet(TrainConfig { epochs: 1, batch_size: 4, ..TrainConfig::default() });
-    let error = train_and_evaluate(&model, &FreezeStrategy::HeadsOnly, data, &config, None, &mut NoObserver).unwrap_err();
+    let error =
+        train_and_evaluate(&model, &FreezeStrategy::HeadsOnly, data, &config, None, &mut NoObserver).unwrap_err();
     match error {
         TrainError::NonFiniteLoss { task, epoch, step, value } => {
             assert_eq!((task.to_string().as_str(), epoch, step), ("classification", 1, 1));
