@@ -125,7 +125,50 @@ impl FeatureCache {
     /// Runs the encoder (no gradient) over every train and test example of `data`, in batches of at least 32
     /// (`config.batch_size` if larger), storing half precision if `config.feature_cache_half`.
     pub fn build(model: &MultiTaskModel, data: TaskData<'_>, config: &TrainConfig) -> Result<Self> {
-        build_cache(model, data, config)
+        let started = Instant::now();
+        let batch = config.batch_size.max(32);
+        let half = config.feature_cache_half;
+        let bar = progress(config, 2, "caching encoder features");
+        let classification = |indices: &[usize]| -> Result<Option<ClassificationFeatures>> {
+            data.classification.map(|d| ClassificationFeatures::compute(model, d, indices, batch, half)).transpose()
+        };
+        let ner = |indices: &[usize]| -> Result<Option<NerFeatures>> {
+            data.ner.map(|d| NerFeatures::compute(model, d, indices, batch, half)).transpose()
+        };
+        let empty: Vec<usize> = Vec::new();
+        let classification_train = classification(data.classification.map_or(&empty, |d| &d.train))?;
+        let classification_test = classification(data.classification.map_or(&empty, |d| &d.test))?;
+        bar.inc(1);
+        let ner_train = ner(data.ner.map_or(&empty, |d| &d.train))?;
+        let ner_test = ner(data.ner.map_or(&empty, |d| &d.test))?;
+        bar.finish_and_clear();
+        let add = |a: Option<CacheSize>, b: Option<CacheSize>| {
+            let (a, b) = (a.unwrap_or_default(), b.unwrap_or_default());
+            CacheSize { rows: a.rows + b.rows, bytes: a.bytes + b.bytes }
+        };
+        let report = FeatureCacheReport {
+            seconds: started.elapsed().as_secs_f64(),
+            classification: add(
+                classification_train.as_ref().map(ClassificationFeatures::size),
+                classification_test.as_ref().map(ClassificationFeatures::size),
+            ),
+            ner: add(ner_train.as_ref().map(NerFeatures::size), ner_test.as_ref().map(NerFeatures::size)),
+        };
+        tracing::info!(
+            seconds = report.seconds,
+            classification = %describe(report.classification),
+            ner = %describe(report.ner),
+            "encoder features cached"
+        );
+        Ok(Self {
+            classification_train,
+            classification_test,
+            ner_train,
+            ner_test,
+            classification_split: split_of(data.classification),
+            ner_split: split_of(data.ner),
+            report,
+        })
     }
 
     /// How long it took and what it holds.
@@ -133,11 +176,21 @@ impl FeatureCache {
         &self.report
     }
 
-    /// Whether the cache was computed for exactly these examples and splits.
-    fn matches(&self, data: TaskData<'_>) -> bool {
-        let split = |d: Option<&PreparedDataset>| d.map(|d| (d.train.clone(), d.test.clone()));
-        self.classification_split == split(data.classification) && self.ner_split == split(data.ner)
+    /// An error unless the cache was computed for exactly these examples and splits.
+    fn check_serves(&self, data: TaskData<'_>) -> Result<()> {
+        if self.classification_split == split_of(data.classification) && self.ner_split == split_of(data.ner) {
+            Ok(())
+        } else {
+            Err(TrainError::InvalidConfig(
+                "the feature cache was built for other examples or another train/test split".into(),
+            ))
+        }
     }
+}
+
+/// A dataset's (train, test) example indices.
+fn split_of(data: Option<&PreparedDataset>) -> Option<(Vec<usize>, Vec<usize>)> {
+    data.map(|d| (d.train.clone(), d.test.clone()))
 }
 
 /// Whether `strategy` leaves the encoder unchanged (so that its outputs can be cached).
@@ -170,17 +223,13 @@ pub fn train_and_evaluate(
                 "a feature cache was given, but strategy {strategy} trains the encoder: its features would go stale"
             )));
         }
-        if !given.matches(data) {
-            return Err(TrainError::InvalidConfig(
-                "the feature cache was built for other examples or another train/test split".into(),
-            ));
-        }
+        given.check_serves(data)?;
     }
     tch::manual_seed(config.seed as i64);
     let groups = strategy.apply(model, config.learning_rate)?;
     let cache = match cache {
         Some(cache) => Some(cache),
-        None if frozen_encoder && config.feature_cache => Some(build_cache(model, data, config)?),
+        None if frozen_encoder && config.feature_cache => Some(FeatureCache::build(model, data, config)?),
         None => None,
     };
     let feature_cache = cache.as_ref().map(|c| c.report.clone());
@@ -242,54 +291,6 @@ fn groups_for(groups: &[ParamGroup], task: Option<Task>) -> Vec<ParamGroup> {
         .collect()
 }
 
-fn build_cache(model: &MultiTaskModel, data: TaskData<'_>, config: &TrainConfig) -> Result<FeatureCache> {
-    let started = Instant::now();
-    let batch = config.batch_size.max(32);
-    let half = config.feature_cache_half;
-    let bar = progress(config, 2, "caching encoder features");
-    let classification = |indices: &[usize]| -> Result<Option<ClassificationFeatures>> {
-        data.classification.map(|d| ClassificationFeatures::compute(model, d, indices, batch, half)).transpose()
-    };
-    let ner = |indices: &[usize]| -> Result<Option<NerFeatures>> {
-        data.ner.map(|d| NerFeatures::compute(model, d, indices, batch, half)).transpose()
-    };
-    let empty: Vec<usize> = Vec::new();
-    let classification_train = classification(data.classification.map_or(&empty, |d| &d.train))?;
-    let classification_test = classification(data.classification.map_or(&empty, |d| &d.test))?;
-    bar.inc(1);
-    let ner_train = ner(data.ner.map_or(&empty, |d| &d.train))?;
-    let ner_test = ner(data.ner.map_or(&empty, |d| &d.test))?;
-    bar.finish_and_clear();
-    let add = |a: Option<CacheSize>, b: Option<CacheSize>| {
-        let (a, b) = (a.unwrap_or_default(), b.unwrap_or_default());
-        CacheSize { rows: a.rows + b.rows, bytes: a.bytes + b.bytes }
-    };
-    let report = FeatureCacheReport {
-        seconds: started.elapsed().as_secs_f64(),
-        classification: add(
-            classification_train.as_ref().map(ClassificationFeatures::size),
-            classification_test.as_ref().map(ClassificationFeatures::size),
-        ),
-        ner: add(ner_train.as_ref().map(NerFeatures::size), ner_test.as_ref().map(NerFeatures::size)),
-    };
-    tracing::info!(
-        seconds = report.seconds,
-        classification = %describe(report.classification),
-        ner = %describe(report.ner),
-        "encoder features cached"
-    );
-    let split = |d: Option<&PreparedDataset>| d.map(|d| (d.train.clone(), d.test.clone()));
-    Ok(FeatureCache {
-        classification_train,
-        classification_test,
-        ner_train,
-        ner_test,
-        classification_split: split(data.classification),
-        ner_split: split(data.ner),
-        report,
-    })
-}
-
 /// Scores both tasks on their test examples, in batches of at least 32 (`batch_size` if larger): from the
 /// cached features when `cache` is given (built on the same model and data), else running the encoder.
 pub fn evaluate(
@@ -299,11 +300,7 @@ pub fn evaluate(
     cache: Option<&FeatureCache>,
 ) -> Result<Evaluation> {
     if let Some(cache) = cache {
-        if !cache.matches(data) {
-            return Err(TrainError::InvalidConfig(
-                "the feature cache was built for other examples or another train/test split".into(),
-            ));
-        }
+        cache.check_serves(data)?;
     }
     let started = Instant::now();
     let batch = batch_size.max(32);
