@@ -192,6 +192,20 @@ mod tests {
     }
 
     #[test]
+    fn a_mask_without_padding_is_the_same_as_no_mask() {
+        let (_, model) = tiny();
+        let input = ids(&[2, 5, 7, 3]);
+        assert!(!has_padding(&ids(&[1, 1, 1, 1])));
+        assert!(has_padding(&ids(&[1, 1, 1, 0])));
+        let unmasked = model.forward_t(&input, None, None, false).expect("forward").last_hidden_state;
+        let all_ones = model.forward_t(&input, Some(&ids(&[1, 1, 1, 1])), None, false).expect("forward");
+        assert!(unmasked.equal(&all_ones.last_hidden_state));
+        // A real mask does change the states: the last token is masked out of everyone's attention.
+        let masked = model.forward_t(&input, Some(&ids(&[1, 1, 1, 0])), None, false).expect("forward");
+        assert!(!unmasked.narrow(1, 0, 3).allclose(&masked.last_hidden_state.narrow(1, 0, 3), 1e-6, 1e-6, false));
+    }
+
+    #[test]
     fn dropout_only_in_training_and_token_types_matter() {
         let (_, model) = tiny();
         let input = ids(&[2, 5, 7, 3]);
