@@ -475,7 +475,7 @@ fn pipeline_section(runner: &mut Runner, plan: &Plan, files: Option<&DataFiles>,
     runner.cargo_bench(section, "metrics", "entity_scoring", false, &[]);
     let Some(files) = files else { return };
     let file_args = [format!("--classification={}", files.imdb.display()), format!("--ner={}", files.ner.display())];
-    for step in ["read-imdb", "clean-imdb", "read-ner", "group-ner", "cache-hit"] {
+    for step in ["read-imdb", "clean-imdb", "tokenize-imdb", "read-ner", "group-ner", "cache-hit"] {
         let mut args = vec![s("--step"), s(step), s("--runs"), plan.pipeline_runs.to_string()];
         args.extend(file_args.iter().cloned());
         runner.cargo_bench(section, "datasets", "pipeline", true, &args);
@@ -1271,7 +1271,7 @@ impl Report<'_> {
         );
         let _ = writeln!(out, "| step | Rust s | Rust peak MiB | Rust check | pandas s | pandas peak MiB | speed-up | memory ratio (pandas/Rust) |");
         let _ = writeln!(out, "|---|---:|---:|---|---:|---:|---:|---:|");
-        for name in ["read-imdb", "clean-imdb", "read-ner", "group-ner", "cache-hit"] {
+        for name in ["read-imdb", "clean-imdb", "tokenize-imdb", "read-ner", "group-ner", "cache-hit"] {
             let (rust, pandas) = (step("rust", name), step("pandas", name));
             let get = |r: Option<&Value>, key: &str| r.and_then(|r| r[key].as_f64()).unwrap_or(f64::NAN);
             let _ = writeln!(
