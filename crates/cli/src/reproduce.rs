@@ -463,12 +463,10 @@ fn task4(
     let started = Instant::now();
     let mut run = RunDirectory::create(run_dir)?;
     run.write_json("config.json", &serde_json::json!({ "strategy": args.strategy, "train": &config, "model": args.model.model, "pooling": args.pooling }))?;
-    let cached = cache.is_some();
     let outcome = train_and_evaluate(model, &args.strategy, data, &config, cache, &mut run)?;
     if let Some(cache) = &outcome.feature_cache {
         println!(
-            "Heads trained on the encoder features cached {} ({:.1} s; classification {}, NER {})",
-            if cached { "in Task 2" } else { "now" },
+            "Heads trained on the encoder features cached in Task 2 ({:.1} s; classification {}, NER {})",
             cache.seconds,
             trainer::features::describe(cache.classification),
             trainer::features::describe(cache.ner)

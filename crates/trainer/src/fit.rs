@@ -178,7 +178,11 @@ impl FeatureCache {
 
     /// An error unless the cache was computed for exactly these examples and splits.
     fn check_serves(&self, data: TaskData<'_>) -> Result<()> {
-        if self.classification_split == split_of(data.classification) && self.ner_split == split_of(data.ner) {
+        let same = |cached: &Option<(Vec<usize>, Vec<usize>)>, data: Option<&PreparedDataset>| {
+            cached.as_ref().map(|(train, test)| (train.as_slice(), test.as_slice()))
+                == data.map(|d| (d.train.as_slice(), d.test.as_slice()))
+        };
+        if same(&self.classification_split, data.classification) && same(&self.ner_split, data.ner) {
             Ok(())
         } else {
             Err(TrainError::InvalidConfig(
@@ -235,7 +239,7 @@ pub fn train_and_evaluate(
     let feature_cache = cache.as_ref().map(|c| c.report.clone());
 
     tracing::info!("evaluating before training");
-    let before = evaluate(model, data, config.batch_size, cache.as_ref())?;
+    let before = score(model, data, config.batch_size, cache.as_ref())?;
     let trainable_parameters: i64 = groups.iter().flat_map(|g| &g.parameters).map(|(_, t)| t.numel() as i64).sum();
     let mut epochs = Vec::new();
     let started = Instant::now();
@@ -264,7 +268,7 @@ pub fn train_and_evaluate(
     let training_seconds = started.elapsed().as_secs_f64();
 
     tracing::info!("evaluating after training");
-    let after = evaluate(model, data, config.batch_size, cache.as_ref())?;
+    let after = score(model, data, config.batch_size, cache.as_ref())?;
     Ok(TrainOutcome { before, after, epochs, feature_cache, trainable_parameters, training_seconds })
 }
 
@@ -302,6 +306,16 @@ pub fn evaluate(
     if let Some(cache) = cache {
         cache.check_serves(data)?;
     }
+    score(model, data, batch_size, cache)
+}
+
+/// [`evaluate`] with a cache already checked against `data`.
+fn score(
+    model: &MultiTaskModel,
+    data: TaskData<'_>,
+    batch_size: usize,
+    cache: Option<&FeatureCache>,
+) -> Result<Evaluation> {
     let started = Instant::now();
     let batch = batch_size.max(32);
     let classification = match data.classification {
