@@ -1,5 +1,6 @@
 //! `bertmt embed`: sentence vectors, their first values and the cosine-similarity matrix.
 
+use crate::report::{write_atomic, write_atomic_with};
 use crate::{device, ModelArgs};
 use anyhow::{bail, Context, Result};
 use encoder::{cosine_similarity_matrix, EncodeOptions, Pooling, SentenceEncoder};
@@ -44,8 +45,14 @@ pub struct PooledEmbeddings {
 pub fn run(args: &EmbedArgs) -> Result<()> {
     let texts = collect_texts(&args.texts, args.file.as_deref())?;
     let device = device::parse(&args.model.device)?;
-    let encoder = load_encoder(&args.model.model, device)?;
-    println!("Model: {} on {}", args.model.model.display(), device::describe(device));
+    let (encoder, precision) = load_encoder(&args.model.model, device)?.with_precision(args.model.precision)?;
+    println!(
+        "Model: {} on {}, precision {} ({})",
+        args.model.model.display(),
+        device::describe(device),
+        precision.precision,
+        precision.reason
+    );
     println!("{}\n", encoder.config());
     let poolings = match args.pooling {
         Some(pooling) => vec![pooling],
@@ -163,9 +170,8 @@ fn collect_texts(args: &[String], file: Option<&Path>) -> Result<Vec<String>> {
 
 fn write_vectors(path: &Path, texts: &[&str], vectors: &Tensor) -> Result<()> {
     let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let temporary = path.with_extension(format!("{extension}.tmp"));
     match extension {
-        "npy" => vectors.to_kind(tch::Kind::Float).write_npy(&temporary)?,
+        "npy" => write_atomic_with(path, |file| Ok(vectors.to_kind(tch::Kind::Float).write_npy(file)?)),
         "jsonl" => {
             let mut lines = String::new();
             for (i, text) in texts.iter().enumerate() {
@@ -173,9 +179,8 @@ fn write_vectors(path: &Path, texts: &[&str], vectors: &Tensor) -> Result<()> {
                 lines.push_str(&serde_json::to_string(&serde_json::json!({ "text": text, "embedding": row }))?);
                 lines.push('\n');
             }
-            std::fs::write(&temporary, lines)?;
+            write_atomic(path, lines.as_bytes())
         }
         other => bail!("cannot write `.{other}`: --output must end in .npy or .jsonl"),
     }
-    std::fs::rename(&temporary, path).with_context(|| format!("cannot write {}", path.display()))
 }

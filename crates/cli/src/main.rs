@@ -3,6 +3,7 @@
 mod device;
 mod embed;
 mod predict;
+mod report;
 mod reproduce;
 
 use anyhow::Result;
@@ -28,6 +29,10 @@ pub struct ModelArgs {
     /// `cpu`, `cuda`, `cuda:N`, or `auto` (CUDA when available).
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Compute precision: `auto` (bf16 where the device computes it natively: CUDA, or a CPU with avx512_bf16;
+    /// f32 elsewhere), `f32` or `bf16`. Weights stay f32.
+    #[arg(long, default_value = "auto")]
+    pub precision: encoder::Precision,
 }
 
 #[derive(Subcommand)]
@@ -36,7 +41,7 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// Rerun the notebook: the encoder against the reference (Task 1), data and the two-headed model (Task 2),
     /// freezing strategies (Task 3), training with scores before and after (Task 4).
-    Reproduce(reproduce::ReproduceArgs),
+    Reproduce(Box<reproduce::ReproduceArgs>),
     /// Sentence class and named entities of texts, from a trained checkpoint.
     Predict(predict::PredictArgs),
 }

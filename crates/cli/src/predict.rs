@@ -35,6 +35,9 @@ pub struct PredictArgs {
     /// `cpu`, `cuda`, `cuda:N`, or `auto` (CUDA when available).
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Compute precision: `auto` (bf16 where the device computes it natively), `f32` or `bf16`.
+    #[arg(long, default_value = "auto")]
+    pub precision: encoder::Precision,
     /// Texts per forward pass.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
@@ -102,8 +105,10 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     }
     let device = device::parse(&args.device)?;
     let dir = resolve_checkpoint(&args.checkpoint)?;
-    let model = MultiTaskModel::load(&dir, device)
+    let mut model = MultiTaskModel::load(&dir, device)
         .with_context(|| format!("cannot load the checkpoint at {}", dir.display()))?;
+    let precision = args.precision.resolve(device);
+    model.set_precision(precision.precision)?;
     let tokenizer = load_tokenizer(&dir, &model)?;
     let predictions = predict(&model, &tokenizer, &texts, args.batch_size)?;
     if args.json {
@@ -111,7 +116,13 @@ pub fn run(args: &PredictArgs) -> Result<()> {
             println!("{}", serde_json::to_string(prediction)?);
         }
     } else {
-        println!("Checkpoint: {} on {}\n", dir.display(), device::describe(device));
+        println!(
+            "Checkpoint: {} on {}, precision {} ({})\n",
+            dir.display(),
+            device::describe(device),
+            precision.precision,
+            precision.reason
+        );
         print!("{}", render(&predictions));
     }
     Ok(())

@@ -1,6 +1,9 @@
 //! `bertmt reproduce`: the notebook's tasks in order, printed and written to a run directory.
 
 use crate::embed::{embed, load_encoder, render};
+use crate::report::progress::{Fanout, ProgressBars};
+use crate::report::run_dir::RunDirectory;
+use crate::report::{epoch_line, evaluation_text, write_atomic};
 use crate::{device, ModelArgs};
 use anyhow::{bail, Context, Result};
 use datasets::{
@@ -8,16 +11,15 @@ use datasets::{
     PreparedDataset, TestSize,
 };
 use encoder::reference::{compare, ParityReport, ReferenceOutputs};
-use encoder::{Pooling, SentenceEncoder};
-use heads::{format_parameter_table, parameter_table, FreezeStrategy, MultiTaskModel, ParameterCount};
+use encoder::{Pooling, ResolvedPrecision, SentenceEncoder};
+use heads::{format_parameter_table, parameter_table, FreezeStrategy, MultiTaskConfig, MultiTaskModel, ParameterCount};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use trainer::run_dir::evaluation_text;
 use trainer::{
     evaluate, freezes_encoder, train_and_evaluate, Evaluation, FeatureCache, FeatureCacheReport, Mode, OptimizerKind,
-    RunDirectory, Schedule, TaskData, TrainConfig, TrainOutcome,
+    Recipe, RecipeSettings, Schedule, Split, TaskData, TrainConfig, TrainOutcome,
 };
 
 /// The sentences of the notebook's Task 1 demonstration.
@@ -27,7 +29,7 @@ pub const NOTEBOOK_SENTENCES: [&str; 3] =
 /// The reference outputs committed with the encoder crate (made by `transformers` on the default model).
 const REFERENCE_FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../encoder/tests/fixtures/parity.safetensors");
 
-/// Arguments of `reproduce`.
+/// Arguments of `reproduce`. The training settings default to those of `--recipe`; each flag overrides its one.
 #[derive(clap::Args, Debug)]
 pub struct ReproduceArgs {
     #[command(flatten)]
@@ -49,48 +51,69 @@ pub struct ReproduceArgs {
     /// Fraction of the training examples to train on (the notebook used 0.1); test sets stay whole.
     #[arg(long, default_value_t = 1.0)]
     pub sample_ratio: f64,
-    /// Held-out examples per task.
+    /// Held-out test examples per task.
     #[arg(long, default_value_t = 1000)]
     pub test_size: usize,
-    /// Freezing strategy: none, heads_only, output_layers[:N], all, all_adaptive[:IN_LR:OUT_LR].
-    #[arg(long, default_value = "heads_only")]
-    pub strategy: FreezeStrategy,
-    /// separate (classification epochs, then NER epochs) or combined (one batch of each per step).
-    #[arg(long, default_value = "separate")]
-    pub mode: Mode,
-    /// Epochs (per task in separate mode).
-    #[arg(long, default_value_t = 3)]
-    pub epochs: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 5e-4)]
-    pub lr: f64,
-    /// Examples per training batch.
-    #[arg(long, default_value_t = 8)]
-    pub batch_size: usize,
-    /// Sentence pooling of the classification head: cls or mean.
-    #[arg(long, default_value = "mean")]
-    pub pooling: Pooling,
-    /// Seed of the split, the sampling, head initialisation, dropout and batch order.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Optimizer: adam or adamw.
-    #[arg(long, default_value = "adam", value_parser = ["adam", "adamw"])]
-    pub optimizer: String,
-    /// Weight decay (L2 for adam, decoupled for adamw).
-    #[arg(long, default_value_t = 0.0)]
-    pub weight_decay: f64,
-    /// Linear warm-up over this fraction of the steps, then linear decay (0: constant learning rate).
-    #[arg(long, default_value_t = 0.0)]
-    pub warmup_ratio: f64,
-    /// Clip the gradient norm to this value.
+    /// Training settings: `notebook` (heads only, separate mode, 3 epochs, Adam 5e-4, batch 8) or `finetune`
+    /// (the whole model, AdamW with warm-up and decay, a validation split, best epoch kept, early stopping).
+    #[arg(long, default_value = "notebook")]
+    pub recipe: Recipe,
+    /// Fraction of the (sampled) training examples held out for validation, in [0, 1) [recipe].
+    #[arg(long)]
+    pub validation_fraction: Option<f64>,
+    /// Freezing strategy: none, heads_only, output_layers[:N], all, all_adaptive[:IN_LR:OUT_LR] [recipe].
+    #[arg(long)]
+    pub strategy: Option<FreezeStrategy>,
+    /// separate (classification epochs, then NER epochs) or combined (one batch of each per step) [recipe].
+    #[arg(long)]
+    pub mode: Option<Mode>,
+    /// Epochs (per task in separate mode; the most, with early stopping) [recipe].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Learning rate of the heads, and of the encoder unless --encoder-lr is given [recipe].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Learning rate of the encoder (its top layer under --layer-decay) [recipe].
+    #[arg(long)]
+    pub encoder_lr: Option<f64>,
+    /// Layer-wise learning-rate decay in (0, 1]: each encoder layer down from the top trains at this times the rate
+    /// of the layer above [recipe].
+    #[arg(long)]
+    pub layer_decay: Option<f64>,
+    /// Examples per training batch [recipe].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Optimizer: adam or adamw [recipe].
+    #[arg(long, value_parser = ["adam", "adamw"])]
+    pub optimizer: Option<String>,
+    /// Weight decay (L2 for adam, decoupled for adamw; never on biases and LayerNorms) [recipe].
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Linear warm-up over this fraction of the steps, then linear decay (0: constant learning rate) [recipe].
+    #[arg(long)]
+    pub warmup_ratio: Option<f64>,
+    /// Clip the gradient norm to this value (0: no clipping) [recipe].
     #[arg(long)]
     pub max_grad_norm: Option<f64>,
+    /// Stop a task's training after this many epochs without a better validation score (0: never) [recipe].
+    #[arg(long)]
+    pub patience: Option<usize>,
+    /// Dropout on the attention probabilities, replacing the model's (0 keeps the fast fused attention kernel in
+    /// training) [recipe].
+    #[arg(long)]
+    pub attention_dropout: Option<f64>,
     /// Batches whose gradients are summed before each optimizer step.
     #[arg(long, default_value_t = 1)]
     pub gradient_accumulation: usize,
     /// Combined mode: weight of the classification loss (NER gets 1 - w).
     #[arg(long, default_value_t = 0.5)]
     pub classification_weight: f64,
+    /// Sentence pooling of the classification head: cls or mean.
+    #[arg(long, default_value = "mean")]
+    pub pooling: Pooling,
+    /// Seed of the split, the sampling, head initialisation, dropout and batch order.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
     /// Run the frozen encoder on every batch instead of caching its outputs once.
     #[arg(long)]
     pub no_feature_cache: bool,
@@ -133,6 +156,7 @@ struct TaskDataSummary {
     dropped: Vec<String>,
     labels: Vec<String>,
     train: usize,
+    validation: usize,
     test: usize,
     truncated_examples: u64,
     cache: String,
@@ -149,10 +173,21 @@ struct Task2 {
     seconds: f64,
 }
 
+/// The settings Task 4 trained with: the recipe's, with the flags given applied.
+#[derive(Debug, Clone, Serialize)]
+struct Settings {
+    recipe: Recipe,
+    strategy: FreezeStrategy,
+    validation_fraction: f64,
+    attention_dropout: Option<f64>,
+    pooling: Pooling,
+    precision: ResolvedPrecision,
+    train: TrainConfig,
+}
+
 #[derive(Debug, Serialize)]
 struct Task4 {
-    strategy: FreezeStrategy,
-    config: TrainConfig,
+    settings: Settings,
     outcome: TrainOutcome,
     checkpoint: String,
     seconds: f64,
@@ -169,13 +204,16 @@ struct Metrics {
 
 pub fn run(args: &ReproduceArgs) -> Result<()> {
     let device = device::parse(&args.model.device)?;
-    let run_dir = args.runs_dir.join(args.name.clone().unwrap_or_else(|| format!("reproduce-{}", utc_stamp())));
-    std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
-    let mut report = String::from("# Reproduction of the notebook\n\n");
-
     if !(args.sample_ratio > 0.0 && args.sample_ratio <= 1.0) {
         bail!("--sample-ratio must be in (0, 1], got {}", args.sample_ratio);
     }
+    if args.test_size == 0 {
+        bail!("--test-size must be at least 1");
+    }
+    let settings = settings(args, device)?;
+    let run_dir = args.runs_dir.join(args.name.clone().unwrap_or_else(|| format!("reproduce-{}", utc_stamp())));
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
+    let mut report = String::from("# Reproduction of the notebook\n\n");
 
     println!("== Task 1: a BERT sentence encoder, checked against the reference ==");
     let started = Instant::now();
@@ -184,17 +222,11 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
 
     println!("\n== Task 2: one encoder, two heads (sentence classification and NER) ==");
     let started = Instant::now();
-    let (classification, ner) = load_data(args, &encoder)?;
+    let (classification, ner) = load_data(args, &encoder, settings.validation_fraction)?;
     tch::manual_seed(args.seed as i64);
-    let model = MultiTaskModel::from_pretrained(
-        &args.model.model,
-        classification.dataset.data.label_names.clone(),
-        ner.dataset.data.label_names.clone(),
-        args.pooling,
-        device,
-    )?;
-    let config = train_config(args);
-    let (task2, cache) = task2(args, &config, &model, [&classification, &ner], started, &mut report)?;
+    let model = build_model(args, &settings, &classification.dataset, &ner.dataset, device)?;
+    println!("Precision: {} ({})", settings.precision.precision, settings.precision.reason);
+    let (task2, cache) = task2(args, &settings, &model, [&classification, &ner], started, &mut report)?;
     let data = TaskData { classification: Some(&classification.dataset), ner: Some(&ner.dataset) };
 
     println!("\n== Task 3: freezing strategies ==");
@@ -203,14 +235,109 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     println!("{rendered}");
     let _ = writeln!(report, "## Task 3: freezing strategies\n\n```\n{rendered}\n```\n");
 
-    println!("\n== Task 4: training ({}, {} mode) ==", args.strategy, mode_name(args.mode));
-    let task4 = task4(args, config, &model, data, cache, &run_dir, &mut report)?;
+    println!(
+        "\n== Task 4: training ({} recipe: {}, {} mode) ==",
+        settings.recipe, settings.strategy, settings.train.mode
+    );
+    let task4 = task4(args, settings, &model, data, cache, &run_dir, &mut report)?;
 
     let metrics = Metrics { device: device::describe(device), task1, task2, task3: table, task4 };
-    write_atomic(&run_dir.join("metrics.json"), &serde_json::to_string_pretty(&metrics)?)?;
-    write_atomic(&run_dir.join("report.md"), &report)?;
+    write_atomic(&run_dir.join("metrics.json"), serde_json::to_string_pretty(&metrics)?.as_bytes())?;
+    write_atomic(&run_dir.join("report.md"), report.as_bytes())?;
     println!("\nwrote {} and {}", run_dir.join("report.md").display(), run_dir.join("metrics.json").display());
     Ok(())
+}
+
+/// The recipe's settings with the flags given applied, checked before anything is loaded.
+fn settings(args: &ReproduceArgs, device: tch::Device) -> Result<Settings> {
+    let RecipeSettings { recipe, strategy, train, validation_fraction, attention_dropout } = args.recipe.settings();
+    let weight_decay = args.weight_decay.unwrap_or(train.optimizer.weight_decay());
+    let optimizer = match args.optimizer.as_deref() {
+        Some("adam") => OptimizerKind::Adam { weight_decay },
+        Some("adamw") => OptimizerKind::AdamW { weight_decay },
+        _ => match train.optimizer {
+            OptimizerKind::Adam { .. } => OptimizerKind::Adam { weight_decay },
+            OptimizerKind::AdamW { .. } => OptimizerKind::AdamW { weight_decay },
+        },
+    };
+    let schedule = match args.warmup_ratio {
+        Some(0.0) => Schedule::Constant,
+        Some(warmup_ratio) => Schedule::LinearWarmupDecay { warmup_ratio },
+        None => train.schedule,
+    };
+    let strategy = args.strategy.unwrap_or(strategy);
+    let adaptive = matches!(strategy, FreezeStrategy::AllAdaptive { .. });
+    let train = TrainConfig {
+        mode: args.mode.unwrap_or(train.mode),
+        epochs: args.epochs.unwrap_or(train.epochs),
+        batch_size: args.batch_size.unwrap_or(train.batch_size),
+        learning_rate: args.lr.unwrap_or(train.learning_rate),
+        // all_adaptive carries its own rates: the recipe's encoder rate and decay do not apply to it.
+        encoder_learning_rate: args.encoder_lr.or(if adaptive { None } else { train.encoder_learning_rate }),
+        layer_decay: args.layer_decay.or(if adaptive { None } else { train.layer_decay }),
+        optimizer,
+        schedule,
+        max_grad_norm: match args.max_grad_norm {
+            Some(0.0) => None,
+            Some(norm) => Some(norm),
+            None => train.max_grad_norm,
+        },
+        gradient_accumulation: args.gradient_accumulation,
+        classification_weight: args.classification_weight,
+        patience: match args.patience {
+            Some(0) => None,
+            Some(patience) => Some(patience),
+            None => train.patience,
+        },
+        seed: args.seed,
+        feature_cache: !args.no_feature_cache,
+        feature_cache_half: args.half_features,
+    };
+    train.validate().map_err(|message| anyhow::anyhow!("invalid training settings: {message}"))?;
+    let validation_fraction = args.validation_fraction.unwrap_or(validation_fraction);
+    if !(0.0..1.0).contains(&validation_fraction) {
+        bail!("--validation-fraction must be in [0, 1), got {validation_fraction}");
+    }
+    if train.patience.is_some() && validation_fraction == 0.0 {
+        bail!("early stopping (--patience) needs validation examples: give --validation-fraction or --patience 0");
+    }
+    let attention_dropout = args.attention_dropout.or(attention_dropout);
+    if let Some(p) = attention_dropout {
+        if !(0.0..1.0).contains(&p) {
+            bail!("--attention-dropout must be in [0, 1), got {p}");
+        }
+    }
+    Ok(Settings {
+        recipe,
+        strategy,
+        validation_fraction,
+        attention_dropout,
+        pooling: args.pooling,
+        precision: args.model.precision.resolve(device),
+        train,
+    })
+}
+
+/// The multi-task model on the pretrained encoder, with the settings' attention dropout and precision.
+fn build_model(
+    args: &ReproduceArgs,
+    settings: &Settings,
+    classification: &PreparedDataset,
+    ner: &PreparedDataset,
+    device: tch::Device,
+) -> Result<MultiTaskModel> {
+    let mut config = MultiTaskConfig::for_pretrained(
+        &args.model.model,
+        classification.data.label_names.clone(),
+        ner.data.label_names.clone(),
+        args.pooling,
+    )?;
+    if let Some(dropout) = settings.attention_dropout {
+        config.encoder.attention_probs_dropout_prob = dropout;
+    }
+    let mut model = MultiTaskModel::from_pretrained_config(&args.model.model, config, device)?;
+    model.set_precision(settings.precision.precision)?;
+    Ok(model)
 }
 
 fn task1(encoder: &SentenceEncoder, model_dir: &Path, started: Instant, report: &mut String) -> Result<Task1> {
@@ -278,13 +405,6 @@ fn task1(encoder: &SentenceEncoder, model_dir: &Path, started: Instant, report: 
     })
 }
 
-fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Separate => "separate",
-        Mode::Combined => "combined",
-    }
-}
-
 /// Where a task's data comes from: the user's file, the notebook's Kaggle file in data/raw, or the embedded corpus.
 fn resolve(given: &Option<PathBuf>, kaggle: &str, embedded: &str) -> Result<(PathBuf, &'static str)> {
     if let Some(path) = given {
@@ -313,7 +433,11 @@ struct LoadedData {
     source: (PathBuf, &'static str),
 }
 
-fn load_data(args: &ReproduceArgs, encoder: &SentenceEncoder) -> Result<(LoadedData, LoadedData)> {
+fn load_data(
+    args: &ReproduceArgs,
+    encoder: &SentenceEncoder,
+    validation_fraction: f64,
+) -> Result<(LoadedData, LoadedData)> {
     let tokenizer = encoder.tokenizer().inner();
     let prepare = PrepareOptions {
         test_size: TestSize::Count(args.test_size),
@@ -330,12 +454,14 @@ fn load_data(args: &ReproduceArgs, encoder: &SentenceEncoder) -> Result<(LoadedD
     let mut classification = prepare_classification(&path, &options, tokenizer, &prepare)
         .with_context(|| format!("cannot load the classification data {}", path.display()))?;
     classification.train = sample_indices(&classification.train, args.sample_ratio, args.seed, 1)?;
+    classification.hold_out_validation(validation_fraction, args.seed).context("classification data")?;
     let classification = LoadedData { dataset: classification, source: (path, source) };
 
     let (path, source) = resolve(&args.ner, "data/raw/ner_dataset.xlsx", "wnut16_train.conll")?;
     let mut ner = prepare_ner(&path, &NerOptions::default(), tokenizer, &prepare)
         .with_context(|| format!("cannot load the NER data {}", path.display()))?;
     ner.train = sample_indices(&ner.train, args.sample_ratio, args.seed, 2)?;
+    ner.hold_out_validation(validation_fraction, args.seed).context("NER data")?;
     Ok((classification, LoadedData { dataset: ner, source: (path, source) }))
 }
 
@@ -350,6 +476,7 @@ fn summarize(loaded: &LoadedData, batch_size: usize) -> Result<TaskDataSummary> 
         dropped: dataset.data.dropped.iter().map(ToString::to_string).collect(),
         labels: dataset.data.label_names.clone(),
         train: dataset.train.len(),
+        validation: dataset.validation.len(),
         test: dataset.test.len(),
         truncated_examples: dataset.data.stats.truncated_examples,
         cache: dataset.cache.to_string(),
@@ -363,7 +490,7 @@ fn summarize(loaded: &LoadedData, batch_size: usize) -> Result<TaskDataSummary> 
 
 fn task2(
     args: &ReproduceArgs,
-    config: &TrainConfig,
+    settings: &Settings,
     model: &MultiTaskModel,
     loaded: [&LoadedData; 2],
     started: Instant,
@@ -372,9 +499,9 @@ fn task2(
     let mut summaries = Vec::new();
     let _ = writeln!(report, "## Task 2: data and the untrained multi-task model\n");
     for (name, loaded) in ["Classification", "NER"].into_iter().zip(loaded) {
-        let summary = summarize(loaded, args.batch_size)?;
+        let summary = summarize(loaded, settings.train.batch_size)?;
         let text = format!(
-            "{name}: {} ({}), {} rows read, {} examples kept; {}\n  labels: {}\n  train {} / test {}; \
+            "{name}: {} ({}), {} rows read, {} examples kept; {}\n  labels: {}\n  train {} / validation {} / test {}; \
              {} examples truncated at 512 tokens; cache: {}\n  one training batch: {}",
             summary.file,
             summary.source,
@@ -383,6 +510,7 @@ fn task2(
             if summary.dropped.is_empty() { "nothing dropped".to_string() } else { summary.dropped.join("; ") },
             summary.labels.join(", "),
             summary.train,
+            summary.validation,
             summary.test,
             summary.truncated_examples,
             summary.cache,
@@ -394,8 +522,12 @@ fn task2(
     }
     let data = TaskData { classification: Some(&loaded[0].dataset), ner: Some(&loaded[1].dataset) };
     // With a frozen encoder its outputs are computed once, here: the untrained scores and Task 4 both use them.
-    let cache = if freezes_encoder(&args.strategy) && config.feature_cache {
-        let cache = FeatureCache::build(model, data, config)?;
+    let config = &settings.train;
+    let cache = if freezes_encoder(&settings.strategy) && config.feature_cache {
+        let mut spinner = ProgressBars::new(!args.quiet);
+        spinner.spinner("running the frozen encoder once over every example");
+        let cache = FeatureCache::build(model, data, config.batch_size.max(32), config.feature_cache_half)?;
+        spinner.clear();
         let built = cache.report();
         let text = format!(
             "Encoder features of every train and test example computed once in {:.1} s (classification {}, NER {}); \
@@ -403,7 +535,7 @@ fn task2(
             built.seconds,
             trainer::features::describe(built.classification),
             trainer::features::describe(built.ner),
-            args.strategy
+            settings.strategy
         );
         println!("\n{text}");
         let _ = writeln!(report, "{text}.\n");
@@ -412,7 +544,7 @@ fn task2(
         None
     };
     println!("\nThe untrained model (pretrained encoder, random heads) on the test sets:");
-    let untrained = evaluate(model, data, 32, cache.as_ref())?;
+    let untrained = evaluate(model, data, Split::Test, 32, cache.as_ref())?;
     let text = evaluation_text(&untrained);
     println!("{text}");
     let _ = writeln!(report, "Untrained model on the test sets:\n\n```\n{text}```\n");
@@ -423,37 +555,9 @@ fn task2(
     Ok((Task2 { classification, ner, feature_cache, untrained, seconds }, cache))
 }
 
-/// The training settings of the command line.
-fn train_config(args: &ReproduceArgs) -> TrainConfig {
-    let optimizer = match args.optimizer.as_str() {
-        "adamw" => OptimizerKind::AdamW { weight_decay: args.weight_decay },
-        _ => OptimizerKind::Adam { weight_decay: args.weight_decay },
-    };
-    let schedule = if args.warmup_ratio > 0.0 {
-        Schedule::LinearWarmupDecay { warmup_ratio: args.warmup_ratio }
-    } else {
-        Schedule::Constant
-    };
-    TrainConfig {
-        mode: args.mode,
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        learning_rate: args.lr,
-        optimizer,
-        schedule,
-        max_grad_norm: args.max_grad_norm,
-        gradient_accumulation: args.gradient_accumulation,
-        classification_weight: args.classification_weight,
-        seed: args.seed,
-        feature_cache: !args.no_feature_cache,
-        feature_cache_half: args.half_features,
-        progress: !args.quiet,
-    }
-}
-
 fn task4(
     args: &ReproduceArgs,
-    config: TrainConfig,
+    settings: Settings,
     model: &MultiTaskModel,
     data: TaskData<'_>,
     cache: Option<FeatureCache>,
@@ -462,8 +566,13 @@ fn task4(
 ) -> Result<Task4> {
     let started = Instant::now();
     let mut run = RunDirectory::create(run_dir)?;
-    run.write_json("config.json", &serde_json::json!({ "strategy": args.strategy, "train": &config, "model": args.model.model, "pooling": args.pooling }))?;
-    let outcome = train_and_evaluate(model, &args.strategy, data, &config, cache, &mut run)?;
+    run.write_json("config.json", &serde_json::json!({ "model": args.model.model, "settings": &settings }))?;
+    let mut progress = ProgressBars::new(!args.quiet);
+    let outcome = {
+        let mut observers = Fanout(vec![&mut progress, &mut run]);
+        train_and_evaluate(model, &settings.strategy, data, &settings.train, cache, &mut observers)?
+    };
+    progress.clear();
     if let Some(cache) = &outcome.feature_cache {
         println!(
             "Heads trained on the encoder features cached in Task 2 ({:.1} s; classification {}, NER {})",
@@ -472,22 +581,17 @@ fn task4(
             trainer::features::describe(cache.ner)
         );
     }
-    for epoch in &outcome.epochs {
-        println!(
-            "{} epoch {}: mean loss {:.4}, {} batches, {:.1} s{}",
-            epoch.task,
-            epoch.epoch,
-            epoch.mean_loss,
-            epoch.steps,
-            epoch.seconds,
-            if epoch.cached { " (cached features)" } else { "" }
-        );
+    let epochs = epoch_lines(&outcome);
+    println!("{epochs}");
+    let phases = phase_lines(&outcome);
+    if !phases.is_empty() {
+        println!("{phases}");
     }
     let before = evaluation_text(&outcome.before);
     let after = evaluation_text(&outcome.after);
     println!("\nMetrics before training:\n{before}\nMetrics after training:\n{after}");
     let checkpoint = run_dir.join("checkpoint");
-    model.save(&checkpoint, &args.model.model, Some(args.strategy))?;
+    model.save(&checkpoint, &args.model.model, Some(settings.strategy))?;
     run.finish(&outcome)?;
     let seconds = started.elapsed().as_secs_f64();
     println!(
@@ -498,30 +602,59 @@ fn task4(
         outcome.after.seconds,
         checkpoint.display()
     );
+    let train = &settings.train;
     let _ = writeln!(
         report,
-        "## Task 4: training ({}, {} mode, {} epochs, Adam lr {}, batch {}, {} pooling)\n",
-        args.strategy,
-        mode_name(args.mode),
-        args.epochs,
-        args.lr,
-        args.batch_size,
-        args.pooling
+        "## Task 4: training ({} recipe: {}, {} mode, at most {} epochs, lr {} (encoder {}), batch {}, {} pooling, \
+         precision {})\n",
+        settings.recipe,
+        settings.strategy,
+        train.mode,
+        train.epochs,
+        train.learning_rate,
+        train.encoder_learning_rate.map_or_else(|| "the same".to_string(), |lr| lr.to_string()),
+        train.batch_size,
+        settings.pooling,
+        settings.precision.precision
     );
-    for epoch in &outcome.epochs {
-        let _ = writeln!(
-            report,
-            "- {} epoch {}: mean loss {:.4} ({:.1} s)",
-            epoch.task, epoch.epoch, epoch.mean_loss, epoch.seconds
-        );
+    let _ = writeln!(report, "```\n{epochs}\n```\n");
+    if !phases.is_empty() {
+        let _ = writeln!(report, "{phases}\n\nSelection: {}.\n", outcome.selection);
     }
     let _ = writeln!(
         report,
-        "\nTraining took {:.1} s.\n\nBefore training:\n\n```\n{before}```\n\nAfter training:\n\n```\n{after}```\n\n\
+        "Training took {:.1} s.\n\nBefore training:\n\n```\n{before}```\n\nAfter training:\n\n```\n{after}```\n\n\
+         Intervals are 95% percentile-bootstrap intervals over the test examples (sentences for NER).\n\n\
          Plots: `loss.svg`, `scores.svg`, `confusion_matrix.svg`. Checkpoint: `checkpoint/`.\n",
         outcome.training_seconds
     );
-    Ok(Task4 { strategy: args.strategy, config, outcome, checkpoint: checkpoint.display().to_string(), seconds })
+    Ok(Task4 { settings, outcome, checkpoint: checkpoint.display().to_string(), seconds })
+}
+
+/// One line per epoch: loss, time, validation scores.
+fn epoch_lines(outcome: &TrainOutcome) -> String {
+    outcome.epochs.iter().map(epoch_line).collect::<Vec<_>>().join("\n")
+}
+
+/// Which epoch each phase kept, when there was validation.
+fn phase_lines(outcome: &TrainOutcome) -> String {
+    outcome
+        .phases
+        .iter()
+        .filter_map(|phase| {
+            phase.best_metric.map(|metric| {
+                format!(
+                    "{}: kept epoch {} of {} (validation metric {:.4}){}",
+                    phase.phase,
+                    phase.kept_epoch,
+                    phase.epochs_run,
+                    metric,
+                    if phase.stopped_early { ", stopped early" } else { "" }
+                )
+            })
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Compares with the committed reference when it was made by this model (same directory name and texts).
@@ -536,13 +669,6 @@ fn parity(encoder: &SentenceEncoder, model_dir: &Path) -> Result<Option<ParityRe
         return Ok(None);
     }
     Ok(Some(compare(encoder, &reference)?))
-}
-
-/// Writes through a temporary file and a rename, so a reader never sees half a file.
-pub fn write_atomic(path: &Path, content: &str) -> Result<()> {
-    let temporary = path.with_extension("tmp");
-    std::fs::write(&temporary, content).with_context(|| format!("cannot write {}", temporary.display()))?;
-    std::fs::rename(&temporary, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// `YYYYMMDD-HHMMSS` in UTC.

@@ -10,7 +10,7 @@ use crate::batch::{pad_batch, PaddedBatch};
 use crate::cache::{Cache, CacheReport, CacheStatus, KeyBuilder};
 use crate::classification::{load_classification, ClassificationOptions};
 use crate::encode::{encode_classification, encode_ner, pad_id, EncodeOptions, EncodeStats, Encoded};
-use crate::error::Result;
+use crate::error::{DatasetError, Result};
 use crate::ner::{load_ner, NerOptions};
 use crate::report::DropReport;
 use crate::split::{sample_indices, streams, train_test_split, TestSize};
@@ -67,6 +67,9 @@ pub struct PreparedDataset {
     pub data: ProcessedDataset,
     /// Training example indices (ascending).
     pub train: Vec<usize>,
+    /// Validation example indices (ascending), held out of the training examples by
+    /// [`hold_out_validation`](Self::hold_out_validation); empty until then.
+    pub validation: Vec<usize>,
     /// Test example indices (ascending).
     pub test: Vec<usize>,
     /// What the cache did.
@@ -82,6 +85,35 @@ impl PreparedDataset {
     /// Pads the given examples into a batch.
     pub fn batch(&self, indices: &[usize]) -> Result<PaddedBatch> {
         pad_batch(&self.data.examples, indices, self.data.pad_id)
+    }
+
+    /// Moves a seeded random `fraction` of the training examples (at least one, and at least one left to train
+    /// on) into the validation set; the test set is never touched. A fraction of 0 moves them all back.
+    ///
+    /// The draw depends only on the training indices, the fraction and `seed`, so a run is reproducible.
+    pub fn hold_out_validation(&mut self, fraction: f64, seed: u64) -> Result<()> {
+        if !(0.0..1.0).contains(&fraction) {
+            return Err(DatasetError::InvalidOption(format!("validation fraction {fraction} is not in [0, 1)")));
+        }
+        let mut pool = std::mem::take(&mut self.train);
+        pool.append(&mut self.validation);
+        pool.sort_unstable();
+        if fraction == 0.0 {
+            self.train = pool;
+            return Ok(());
+        }
+        let held_out = (pool.len() as f64 * fraction).ceil() as usize;
+        if held_out >= pool.len() {
+            let count = pool.len();
+            self.train = pool;
+            return Err(DatasetError::InvalidOption(format!(
+                "a validation fraction of {fraction} of {count} training example(s) leaves none to train on"
+            )));
+        }
+        let split = train_test_split(pool.len(), TestSize::Fraction(fraction), seed ^ streams::VALIDATION)?;
+        self.validation = split.test.iter().filter_map(|&p| pool.get(p).copied()).collect();
+        self.train = split.train.iter().filter_map(|&p| pool.get(p).copied()).collect();
+        Ok(())
     }
 }
 
@@ -114,7 +146,7 @@ fn split_and_sample(data: ProcessedDataset, cache: CacheReport, prepare: &Prepar
     let train = sample_indices(&split.train, prepare.sample_ratio, prepare.seed, streams::SAMPLE_TRAIN)?;
     let test = sample_indices(&split.test, prepare.sample_ratio, prepare.seed, streams::SAMPLE_TEST)?;
     tracing::info!(train = train.len(), test = test.len(), cache = %cache, "dataset prepared");
-    Ok(PreparedDataset { data, train, test, cache })
+    Ok(PreparedDataset { data, train, validation: Vec::new(), test, cache })
 }
 
 /// Loads (or takes from the cache), tokenizes, splits and samples a classification file.

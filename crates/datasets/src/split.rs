@@ -18,6 +18,8 @@ pub(crate) mod streams {
     pub const SAMPLE_TRAIN: u64 = 2;
     /// Sampling the test set.
     pub const SAMPLE_TEST: u64 = 3;
+    /// Holding out the validation set (mixed into the seed).
+    pub const VALIDATION: u64 = 0x5A11_DA7E;
     /// Batch shuffling; the epoch is added.
     pub const SHUFFLE: u64 = 1 << 32;
 }

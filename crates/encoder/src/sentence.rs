@@ -4,6 +4,7 @@ use crate::config::BertConfig;
 use crate::error::{EncoderError, Result};
 use crate::model::BertModel;
 use crate::pooling::{l2_normalize, pool, Pooling};
+use crate::precision::{Precision, ResolvedPrecision};
 use crate::tokenizer::BertTokenizer;
 use crate::weights::{copy_encoder_weights, read_checkpoint, LoadReport};
 use std::path::{Path, PathBuf};
@@ -113,6 +114,15 @@ impl SentenceEncoder {
         }
         let tokenizer = BertTokenizer::new(self.tokenizer.inner().clone(), max_length)?;
         Ok(Self { tokenizer, ..self })
+    }
+
+    /// The same encoder computing in `precision` (`auto` resolved for its device; see [`crate::precision`]).
+    /// Returns the resolved choice with the reason for it.
+    pub fn with_precision(mut self, precision: Precision) -> Result<(Self, ResolvedPrecision)> {
+        let resolved = precision.resolve(self.vs.device());
+        self.model.set_precision(resolved.precision)?;
+        tracing::info!(precision = %resolved.precision, reason = %resolved.reason, "encoder precision");
+        Ok((self, resolved))
     }
 
     /// The encoder.

@@ -49,6 +49,32 @@ fn matches_transformers_on_a_padded_batch_to_1e_5() {
 }
 
 #[test]
+fn bf16_embeddings_keep_a_cosine_of_0_9999_to_f32_on_the_parity_texts() {
+    let reference = ReferenceOutputs::read(&fixture("parity.safetensors")).expect("fixture readable");
+    let texts: Vec<&str> = reference.texts.iter().map(String::as_str).collect();
+    let f32_encoder = SentenceEncoder::from_dir(&model_dir(), Device::Cpu).expect("model loads");
+    let (bf16_encoder, resolved) = SentenceEncoder::from_dir(&model_dir(), Device::Cpu)
+        .expect("model loads")
+        .with_precision(encoder::Precision::Bf16)
+        .expect("bf16 is a valid precision");
+    assert_eq!(resolved.precision, encoder::Precision::Bf16);
+    for pooling in [Pooling::Cls, Pooling::Mean] {
+        let options = EncodeOptions { pooling, normalize: true, batch_size: 4 };
+        let full = f32_encoder.encode(&texts, &options).expect("f32 encode");
+        let reduced = bf16_encoder.encode(&texts, &options).expect("bf16 encode");
+        assert_eq!(reduced.kind(), Kind::Float, "outputs stay f32");
+        // Both are unit vectors: the row-wise dot product is the cosine.
+        let cosine = (&full * &reduced).sum_dim_intlist(-1, false, Kind::Double);
+        let worst = cosine.min().double_value(&[]);
+        assert!(worst >= 0.9999, "{pooling}: lowest bf16/f32 cosine {worst}");
+        // And bf16 did change something: the test would notice a silent fallback to f32.
+        assert!(max_abs_diff(&full, &reduced) > 1e-6, "{pooling}: bf16 gave exactly the f32 vectors");
+    }
+    let mut model = encoder::BertModel::new(tch::nn::VarStore::new(Device::Cpu).root(), f32_encoder.config());
+    assert!(model.set_precision(encoder::Precision::Auto).is_err(), "auto must be resolved first");
+}
+
+#[test]
 fn a_mixed_batch_gives_the_same_embeddings_as_each_text_alone() {
     let encoder = SentenceEncoder::from_dir(&model_dir(), Device::Cpu).expect("model loads");
     let texts = ["Short.", "A considerably longer sentence, with several clauses, to force padding.", "Mid size."];

@@ -34,6 +34,18 @@ impl MultiTaskConfig {
         Self { encoder, classification_labels, ner_labels, pooling, head_dropout }
     }
 
+    /// The configuration of a pretrained Hugging Face BERT directory (its `config.json`) with these heads.
+    pub fn for_pretrained(
+        model_dir: &std::path::Path,
+        classification_labels: Vec<String>,
+        ner_labels: Vec<String>,
+        pooling: Pooling,
+    ) -> Result<Self> {
+        let files = encoder::ModelFiles::locate(model_dir)?;
+        let encoder = BertConfig::from_file(&files.config)?;
+        Ok(Self::new(encoder, classification_labels, ner_labels, pooling))
+    }
+
     /// Number of sentence classes (outputs of the classification head).
     pub fn num_classes(&self) -> i64 {
         self.classification_labels.len() as i64

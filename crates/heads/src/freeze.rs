@@ -10,7 +10,7 @@
 //! | `all_adaptive[:input_lr:output_lr]` | everything, with learning rates rising geometrically from the embeddings (`input_lr`, default 1e-6) through each encoder layer to the heads (`output_lr`, default 1e-4) |
 
 use crate::error::{HeadsError, Result};
-use crate::model::{MultiTaskModel, CLASSIFICATION_HEAD, NER_HEAD};
+use crate::model::{MultiTaskModel, Task};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -65,6 +65,78 @@ impl ParamGroup {
     pub fn numel(&self) -> i64 {
         self.parameters.iter().map(|(_, tensor)| tensor.numel() as i64).sum()
     }
+
+    /// The group without the variables of `task`'s head (shallow clones): what trains while the other task does,
+    /// in separate mode. `None` keeps every variable.
+    pub fn without_head(&self, task: Option<Task>) -> ParamGroup {
+        ParamGroup {
+            name: self.name.clone(),
+            lr: self.lr,
+            parameters: self
+                .parameters
+                .iter()
+                .filter(|(name, _)| task.is_none() || Task::of_variable(name) != task)
+                .map(|(name, tensor)| (name.clone(), tensor.shallow_clone()))
+                .collect(),
+        }
+    }
+}
+
+/// Whether the variable `name` takes weight decay: everything but biases and LayerNorm parameters (the usual
+/// BERT fine-tuning rule, as in Hugging Face's `Trainer`).
+pub fn takes_weight_decay(name: &str) -> bool {
+    !(name.ends_with(".bias") || name.contains("LayerNorm."))
+}
+
+/// The learning rates of the trainable parts, for every strategy but `all_adaptive` (which carries its own).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LearningRates {
+    /// The heads' rate.
+    pub heads: f64,
+    /// The encoder's rate (of its top layer under `layer_decay`); `None`: the heads' rate.
+    pub encoder: Option<f64>,
+    /// Layer-wise decay in (0, 1]: of `L` layers, layer `l` trains at `encoder * decay^(L-1-l)` and the embeddings
+    /// at `encoder * decay^L`; `None`: one rate for the whole encoder.
+    pub layer_decay: Option<f64>,
+}
+
+impl From<f64> for LearningRates {
+    /// One rate for everything.
+    fn from(rate: f64) -> Self {
+        Self { heads: rate, encoder: None, layer_decay: None }
+    }
+}
+
+impl LearningRates {
+    /// Checks that every rate is positive and the decay in (0, 1].
+    pub fn validate(&self) -> Result<()> {
+        check_lr("the learning rate", self.heads)?;
+        if let Some(encoder) = self.encoder {
+            check_lr("the encoder learning rate", encoder)?;
+        }
+        if let Some(decay) = self.layer_decay {
+            if !(decay > 0.0 && decay <= 1.0) {
+                return Err(HeadsError::InvalidStrategy(format!("layer_decay must be in (0, 1], got {decay}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether everything trains at one rate.
+    fn uniform(&self) -> bool {
+        self.encoder.is_none_or(|encoder| encoder == self.heads) && self.layer_decay.is_none_or(|decay| decay == 1.0)
+    }
+
+    /// The rate of a part of a model with `num_layers` layers.
+    fn of(&self, part: Part, num_layers: i64) -> f64 {
+        let encoder = self.encoder.unwrap_or(self.heads);
+        let decay = self.layer_decay.unwrap_or(1.0);
+        match part {
+            Part::Head => self.heads,
+            Part::Layer(layer) => encoder * decay.powi(i32::try_from(num_layers - 1 - layer).unwrap_or(0)),
+            Part::Embeddings => encoder * decay.powi(i32::try_from(num_layers).unwrap_or(0)),
+        }
+    }
 }
 
 /// Trainable and total numbers of values under one strategy (a line of the notebook's `demo_unfreeze_strategy`).
@@ -93,6 +165,17 @@ enum Part {
     Head,
 }
 
+impl Part {
+    /// The name of the part's parameter group: `embeddings`, `encoder.layer.N` or `heads`.
+    fn group_name(self) -> String {
+        match self {
+            Self::Embeddings => "embeddings".to_string(),
+            Self::Layer(layer) => format!("encoder.layer.{layer}"),
+            Self::Head => "heads".to_string(),
+        }
+    }
+}
+
 /// The part of a variable, from its name; `None` for a name that is not one of the model's.
 fn part_of(name: &str) -> Option<Part> {
     if name.starts_with("embeddings.") {
@@ -102,8 +185,7 @@ fn part_of(name: &str) -> Option<Part> {
         let (index, _) = rest.split_once('.')?;
         return index.parse().ok().map(Part::Layer);
     }
-    let head = name.split_once('.').map(|(module, _)| module);
-    (head == Some(CLASSIFICATION_HEAD) || head == Some(NER_HEAD)).then_some(Part::Head)
+    Task::of_variable(name).map(|_| Part::Head)
 }
 
 fn check_lr(what: &str, lr: f64) -> Result<()> {
@@ -204,35 +286,44 @@ impl FreezeStrategy {
     /// Sets `requires_grad` on every variable of `model` (false for frozen ones, so they get no gradient) and
     /// returns the optimizer groups of the trainable ones.
     ///
-    /// `none` gives no group; `heads_only`, `output_layers` and `all` one group at `base_lr`; `all_adaptive` one
-    /// group per part, `embeddings`, `encoder.layer.0` ... `encoder.layer.{L-1}`, `heads`, at the rates of
-    /// [`layer_learning_rates`](Self::layer_learning_rates) (`base_lr` is not used).
+    /// `none` gives no group. `all_adaptive` gives one group per part, `embeddings`, `encoder.layer.0` ...
+    /// `encoder.layer.{L-1}`, `heads`, at the rates of [`layer_learning_rates`](Self::layer_learning_rates)
+    /// (`rates` is not used). The other strategies give one group named after the strategy when `rates` is one rate
+    /// (`apply(&model, 1e-4)`); otherwise `heads` at the heads' rate and the encoder's trainable parts as one
+    /// `encoder` group, or, under a layer decay, as `embeddings` and `encoder.layer.N` groups.
     ///
     /// A frozen variable that already has a gradient (from training under another strategy) has it zeroed and
     /// detached; libtorch offers no way to free it from here, so apply the strategy before the first backward pass.
-    pub fn apply(&self, model: &MultiTaskModel, base_lr: f64) -> Result<Vec<ParamGroup>> {
+    pub fn apply(&self, model: &MultiTaskModel, rates: impl Into<LearningRates>) -> Result<Vec<ParamGroup>> {
+        let rates = rates.into();
         let num_layers = model.config().encoder.num_hidden_layers;
         self.validate(num_layers)?;
-        let mut groups = match self.layer_learning_rates(num_layers) {
-            Some(rates) => rates
-                .into_iter()
-                .enumerate()
-                .map(|(k, lr)| {
-                    let name = match k as i64 {
-                        0 => "embeddings".to_string(),
-                        k if k > num_layers => "heads".to_string(),
-                        k => format!("encoder.layer.{}", k - 1),
-                    };
-                    ParamGroup { name, lr, parameters: Vec::new() }
-                })
-                .collect(),
-            None if *self == Self::None => Vec::new(),
-            None => {
-                check_lr("the learning rate", base_lr)?;
-                vec![ParamGroup { name: self.name().to_string(), lr: base_lr, parameters: Vec::new() }]
+        if !matches!(self, Self::None | Self::AllAdaptive { .. }) {
+            rates.validate()?;
+        }
+        let adaptive = self.layer_learning_rates(num_layers);
+        // The group of each part: (name, learning rate), in the order groups are listed.
+        let group_of = |part: Part| -> (String, f64) {
+            if let Some(adaptive) = &adaptive {
+                let index = match part {
+                    Part::Embeddings => 0,
+                    Part::Layer(layer) => usize::try_from(layer + 1).unwrap_or(usize::MAX),
+                    Part::Head => adaptive.len().saturating_sub(1),
+                };
+                return (part.group_name(), adaptive.get(index).copied().unwrap_or(f64::NAN));
             }
+            if rates.uniform() {
+                return (self.name().to_string(), rates.heads);
+            }
+            let name = match (part, rates.layer_decay.is_some()) {
+                (Part::Head, _) | (_, true) => part.group_name(),
+                (_, false) => "encoder".to_string(),
+            };
+            (name, rates.of(part, num_layers))
         };
-        let adaptive = matches!(self, Self::AllAdaptive { .. });
+        // Each group with its place: embeddings, the layers in order, then the heads (the variables come sorted by
+        // name, which puts the classification head first and `encoder.layer.10` before `encoder.layer.2`).
+        let mut placed: Vec<(i64, ParamGroup)> = Vec::new();
         let mut trainable = 0i64;
         let mut total = 0i64;
         for (name, tensor) in model.named_parameters() {
@@ -246,16 +337,21 @@ impl FreezeStrategy {
                 continue;
             }
             trainable += tensor.numel() as i64;
-            let index = match (adaptive, part) {
-                (false, _) | (true, Part::Embeddings) => 0,
-                (true, Part::Layer(layer)) => usize::try_from(layer + 1).unwrap_or(usize::MAX),
-                (true, Part::Head) => groups.len().saturating_sub(1),
-            };
-            let group = groups
-                .get_mut(index)
-                .ok_or_else(|| HeadsError::InvalidInput(format!("`{name}` belongs to no parameter group of {self}")))?;
-            group.parameters.push((name, tensor));
+            let (group_name, lr) = group_of(part);
+            match placed.iter_mut().find(|(_, group)| group.name == group_name) {
+                Some((_, group)) => group.parameters.push((name, tensor)),
+                None => {
+                    let place = match part {
+                        Part::Embeddings => -1,
+                        Part::Layer(layer) => layer,
+                        Part::Head => i64::MAX,
+                    };
+                    placed.push((place, ParamGroup { name: group_name, lr, parameters: vec![(name, tensor)] }));
+                }
+            }
         }
+        placed.sort_by_key(|(place, _)| *place);
+        let groups: Vec<ParamGroup> = placed.into_iter().map(|(_, group)| group).collect();
         tracing::info!(
             strategy = %self,
             trainable,
@@ -533,6 +629,59 @@ mod tests {
                 model.named_parameters().iter().map(|(_, t)| t.numel() as i64).sum::<i64>()
             );
         }
+    }
+
+    #[test]
+    fn encoder_and_heads_rates_and_layer_decay_make_their_groups() {
+        let model = tiny(Pooling::Mean);
+        let rates = LearningRates { heads: 1e-3, encoder: Some(1e-4), layer_decay: None };
+        let groups = FreezeStrategy::All.apply(&model, rates).expect("apply");
+        let summary: Vec<(&str, f64)> = groups.iter().map(|g| (g.name.as_str(), g.lr)).collect();
+        assert_eq!(summary, [("encoder", 1e-4), ("heads", 1e-3)]);
+        assert_eq!(groups[1].parameters.len(), 4);
+
+        // Layer decay 0.5 over 2 layers: layer 1 at the encoder rate, layer 0 at half, the embeddings at a quarter.
+        let rates = LearningRates { heads: 1e-3, encoder: Some(1e-4), layer_decay: Some(0.5) };
+        let groups = FreezeStrategy::All.apply(&model, rates).expect("apply");
+        let summary: Vec<(&str, f64)> = groups.iter().map(|g| (g.name.as_str(), g.lr)).collect();
+        assert_eq!(
+            summary,
+            [("embeddings", 2.5e-5), ("encoder.layer.0", 5e-5), ("encoder.layer.1", 1e-4), ("heads", 1e-3)]
+        );
+        for group in &groups {
+            for (name, _) in &group.parameters {
+                let expected = if group.name == "heads" { "_head." } else { group.name.as_str() };
+                assert!(name.contains(expected), "{name} in {}", group.name);
+            }
+        }
+        // Only the trainable parts get groups.
+        let groups = FreezeStrategy::OutputLayers(1).apply(&model, rates).expect("apply");
+        let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(names, ["encoder.layer.1", "heads"]);
+        let bad = LearningRates { heads: 1e-3, encoder: Some(1e-4), layer_decay: Some(1.5) };
+        assert!(FreezeStrategy::All.apply(&model, bad).unwrap_err().to_string().contains("layer_decay"));
+        let bad = LearningRates { heads: 1e-3, encoder: Some(-1.0), layer_decay: None };
+        assert!(FreezeStrategy::All.apply(&model, bad).unwrap_err().to_string().contains("encoder learning rate"));
+    }
+
+    #[test]
+    fn a_group_without_a_head_and_the_weight_decay_rule() {
+        let model = tiny(Pooling::Mean);
+        let groups = FreezeStrategy::All.apply(&model, 1e-3).expect("apply");
+        let all: Vec<String> = groups[0].parameters.iter().map(|(n, _)| n.clone()).collect();
+        let without_ner: Vec<String> =
+            groups[0].without_head(Some(Task::Ner)).parameters.into_iter().map(|(n, _)| n).collect();
+        assert_eq!(without_ner.len(), all.len() - 2);
+        assert!(without_ner.iter().all(|n| !n.starts_with("ner_head.")));
+        assert!(without_ner.iter().any(|n| n.starts_with("classification_head.")));
+        assert_eq!(groups[0].without_head(None).parameters.len(), all.len());
+        assert!(takes_weight_decay("encoder.layer.0.attention.self.query.weight"));
+        assert!(takes_weight_decay("ner_head.weight"));
+        assert!(!takes_weight_decay("encoder.layer.0.attention.self.query.bias"));
+        assert!(!takes_weight_decay("embeddings.LayerNorm.weight"));
+        assert!(!takes_weight_decay("encoder.layer.0.output.LayerNorm.weight"));
+        assert_eq!(Task::of_variable("ner_head.bias"), Some(Task::Ner));
+        assert_eq!(Task::of_variable("encoder.layer.0.output.dense.bias"), None);
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub mod model;
 pub use checkpoint::{CheckpointMeta, CHECKPOINT_FORMAT_VERSION};
 pub use config::MultiTaskConfig;
 pub use error::{HeadsError, Result};
-pub use freeze::{format_parameter_table, parameter_table, FreezeStrategy, ParamGroup, ParameterCount};
+pub use freeze::{
+    format_parameter_table, parameter_table, takes_weight_decay, FreezeStrategy, LearningRates, ParamGroup,
+    ParameterCount,
+};
 pub use head::{ClassificationHead, TokenClassificationHead};
-pub use model::{MultiTaskModel, MultiTaskOutput};
+pub use model::{MultiTaskModel, MultiTaskOutput, Task};

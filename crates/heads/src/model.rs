@@ -4,7 +4,8 @@
 use crate::config::MultiTaskConfig;
 use crate::error::{HeadsError, Result};
 use crate::head::{ClassificationHead, TokenClassificationHead};
-use encoder::{copy_encoder_weights, read_checkpoint, BertConfig, BertModel, ModelFiles, Pooling};
+use encoder::{copy_encoder_weights, read_checkpoint, BertModel, ModelFiles, Pooling, Precision};
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::{nn, Device, Tensor};
 
@@ -12,6 +13,44 @@ use tch::{nn, Device, Tensor};
 pub const CLASSIFICATION_HEAD: &str = "classification_head";
 /// Name of the NER head's variables (`ner_head.weight`, `ner_head.bias`).
 pub const NER_HEAD: &str = "ner_head";
+
+/// One of the two tasks, each with its own head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// Sentence classification (`classification_head.*`).
+    Classification,
+    /// Named-entity recognition, a class per token (`ner_head.*`).
+    Ner,
+}
+
+impl Task {
+    /// Both tasks, classification first.
+    pub const BOTH: [Task; 2] = [Task::Classification, Task::Ner];
+
+    /// The name of the task's head, the prefix of its variables.
+    pub fn head_name(self) -> &'static str {
+        match self {
+            Self::Classification => CLASSIFICATION_HEAD,
+            Self::Ner => NER_HEAD,
+        }
+    }
+
+    /// The task whose head holds the variable `name`; `None` for the encoder's variables.
+    pub fn of_variable(name: &str) -> Option<Task> {
+        let module = name.split_once('.').map(|(module, _)| module)?;
+        Self::BOTH.into_iter().find(|task| task.head_name() == module)
+    }
+}
+
+impl std::fmt::Display for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Classification => "classification",
+            Self::Ner => "ner",
+        })
+    }
+}
 
 /// What [`MultiTaskModel::forward_t`] returns.
 #[derive(Debug)]
@@ -72,9 +111,15 @@ impl MultiTaskModel {
         pooling: Pooling,
         device: Device,
     ) -> Result<Self> {
+        let config = MultiTaskConfig::for_pretrained(model_dir, classification_labels, ner_labels, pooling)?;
+        Self::from_pretrained_config(model_dir, config, device)
+    }
+
+    /// [`from_pretrained`](Self::from_pretrained) with a configuration of the caller's (from
+    /// [`MultiTaskConfig::for_pretrained`], e.g. with another dropout): the weights of `model_dir` must fit it, and
+    /// a tensor of another shape is an error that names it.
+    pub fn from_pretrained_config(model_dir: &Path, config: MultiTaskConfig, device: Device) -> Result<Self> {
         let files = ModelFiles::locate(model_dir)?;
-        let encoder_config = BertConfig::from_file(&files.config)?;
-        let config = MultiTaskConfig::new(encoder_config, classification_labels, ner_labels, pooling);
         let model = Self::new(config, device)?;
         let report = copy_encoder_weights(&model.vs, "", read_checkpoint(&files.weights)?, &files.weights)?;
         tracing::info!(
@@ -105,6 +150,12 @@ impl MultiTaskModel {
     /// The shared encoder.
     pub fn encoder(&self) -> &BertModel {
         &self.encoder
+    }
+
+    /// Sets the encoder's compute precision (`F32` or `Bf16`; resolve `Auto` first with
+    /// [`Precision::resolve`]). Weights, heads and outputs stay f32.
+    pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        Ok(self.encoder.set_precision(precision)?)
     }
 
     /// The sentence classification head.
@@ -233,6 +284,7 @@ impl MultiTaskModel {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use encoder::BertConfig;
     use tch::Kind;
 
     /// A tiny random model: hidden 16, 2 layers, 4 heads; 3 classes, 5 NER labels.

@@ -100,7 +100,7 @@ impl fmt::Display for ClassificationReport {
 }
 
 /// Checks that both inputs are non-empty and of equal length.
-fn check_pair_lengths<T>(y_true: &[T], y_pred: &[T]) -> Result<()> {
+pub(crate) fn check_pair_lengths<T>(y_true: &[T], y_pred: &[T]) -> Result<()> {
     if y_true.len() != y_pred.len() {
         return Err(MetricsError::LengthMismatch { y_true: y_true.len(), y_pred: y_pred.len() });
     }
@@ -111,7 +111,7 @@ fn check_pair_lengths<T>(y_true: &[T], y_pred: &[T]) -> Result<()> {
 }
 
 /// Checks that every class index is below `num_classes`.
-fn check_indices(labels: &[usize], side: InputSide, num_classes: usize) -> Result<()> {
+pub(crate) fn check_indices(labels: &[usize], side: InputSide, num_classes: usize) -> Result<()> {
     match labels.iter().position(|&index| index >= num_classes) {
         None => Ok(()),
         Some(position) => Err(MetricsError::ClassIndexOutOfRange {

@@ -113,7 +113,7 @@ impl fmt::Display for EntityReport {
 }
 
 /// A `(type, start, end)` span inside one sentence; `end` is exclusive.
-type Span<'a> = (&'a str, usize, usize);
+pub(crate) type Span<'a> = (&'a str, usize, usize);
 
 /// Reads the entities of one sentence at a time, reusing buffers.
 struct SentenceReader<'a> {
@@ -302,23 +302,32 @@ impl<'a> TypeCounts<'a> {
             let id = self.id(name);
             Self::add(&mut self.predicted, id);
         }
-        let (mut t, mut p) = (truth.iter().peekable(), predictions.iter().peekable());
-        while let (Some(&&true_span), Some(&&pred_span)) = (t.peek(), p.peek()) {
-            match true_span.1.cmp(&pred_span.1) {
-                std::cmp::Ordering::Less => {
-                    t.next();
+        for_each_match(truth, predictions, |name| {
+            let id = self.id(name);
+            Self::add(&mut self.true_positives, id);
+        });
+    }
+}
+
+/// Calls `on_match` with the type of every predicted span of one sentence that
+/// exactly matches a true span (type, start and end); the spans of each side
+/// are ordered by start and do not overlap.
+pub(crate) fn for_each_match<'a>(truth: &[Span<'a>], predictions: &[Span<'a>], mut on_match: impl FnMut(&'a str)) {
+    let (mut t, mut p) = (truth.iter().peekable(), predictions.iter().peekable());
+    while let (Some(&&true_span), Some(&&pred_span)) = (t.peek(), p.peek()) {
+        match true_span.1.cmp(&pred_span.1) {
+            std::cmp::Ordering::Less => {
+                t.next();
+            }
+            std::cmp::Ordering::Greater => {
+                p.next();
+            }
+            std::cmp::Ordering::Equal => {
+                if true_span == pred_span {
+                    on_match(true_span.0);
                 }
-                std::cmp::Ordering::Greater => {
-                    p.next();
-                }
-                std::cmp::Ordering::Equal => {
-                    if true_span == pred_span {
-                        let id = self.id(true_span.0);
-                        Self::add(&mut self.true_positives, id);
-                    }
-                    t.next();
-                    p.next();
-                }
+                t.next();
+                p.next();
             }
         }
     }
@@ -340,11 +349,29 @@ where
     S: AsRef<str>,
     R: AsRef<str>,
 {
+    let mut counts = TypeCounts::default();
+    visit_sentence_spans(y_true, y_pred, mode, |truth, predictions| counts.count_sentence(truth, predictions))?;
+    Ok(build_report(mode, &counts))
+}
+
+/// Reads both inputs sentence by sentence and hands each sentence's true and
+/// predicted spans to `visit`, with [`entity_report`]'s checks and error order.
+pub(crate) fn visit_sentence_spans<'a, T, P, S, R>(
+    y_true: &'a [T],
+    y_pred: &'a [P],
+    mode: EntityMode,
+    mut visit: impl FnMut(&[Span<'a>], &[Span<'a>]),
+) -> Result<()>
+where
+    T: AsRef<[S]>,
+    P: AsRef<[R]>,
+    S: AsRef<str> + 'a,
+    R: AsRef<str> + 'a,
+{
     check_sentences(y_true, y_pred)?;
     let mut true_reader = SentenceReader::new(mode);
     let mut pred_reader = SentenceReader::new(mode);
     let (mut true_spans, mut pred_spans) = (Vec::new(), Vec::new());
-    let mut counts = TypeCounts::default();
     for (sentence, (true_tags, pred_tags)) in y_true.iter().zip(y_pred).enumerate() {
         true_reader.read(true_tags.as_ref(), InputSide::YTrue, sentence, &mut true_spans)?;
         if let Err(pred_error) = pred_reader.read(pred_tags.as_ref(), InputSide::YPred, sentence, &mut pred_spans) {
@@ -354,9 +381,9 @@ where
             }
             return Err(pred_error);
         }
-        counts.count_sentence(&true_spans, &pred_spans);
+        visit(&true_spans, &pred_spans);
     }
-    Ok(build_report(mode, &counts))
+    Ok(())
 }
 
 /// Turns per-type counts into seqeval's scores.

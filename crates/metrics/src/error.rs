@@ -111,6 +111,25 @@ pub enum MetricsError {
         /// What is wrong with it.
         reason: InvalidTagReason,
     },
+    /// A bootstrap option is out of range (see [`crate::BootstrapOptions::validate`]).
+    #[error("invalid bootstrap option {field} = {value}: expected {expected}")]
+    InvalidBootstrapOption {
+        /// Name of the field, e.g. `"level"`.
+        field: &'static str,
+        /// The value given, as text.
+        value: String,
+        /// The allowed range.
+        expected: &'static str,
+    },
+    /// The point estimate given to [`crate::bootstrap`] is NaN or infinite.
+    #[error("the bootstrap point estimate is not finite")]
+    NonFiniteEstimate,
+    /// The bootstrap statistic returned NaN or an infinity on one resample.
+    #[error("the bootstrap statistic is not finite on resample {resample}")]
+    NonFiniteStatistic {
+        /// Index of the resample (from 0).
+        resample: usize,
+    },
 }
 
 /// Result alias used throughout the crate.

@@ -7,6 +7,11 @@
 //! * [`entity_report`], [`extract_entities`], [`token_accuracy`]: tag sequences,
 //!   like seqeval's `classification_report` in its default (conlleval) mode
 //!   or in strict mode with a [`Scheme`].
+//! * [`accuracy_interval`], [`macro_f1_interval`], [`micro_f1_interval`] (with
+//!   [`entity_counts_per_sequence`]), [`bootstrap`]: 95% percentile-bootstrap
+//!   [`ConfidenceInterval`]s over test examples or sentences (1000 seeded
+//!   resamples by default, see [`BootstrapOptions`]); they measure test-set
+//!   sampling noise only, not the variance between training runs.
 //!
 //! Ill-defined values (a division by zero) are 0.0, as both libraries do by
 //! default, and are listed in the report's `undefined_metrics`.
@@ -29,6 +34,7 @@
 
 #![warn(missing_docs)]
 
+mod bootstrap;
 mod classification;
 mod entities;
 mod error;
@@ -36,6 +42,10 @@ mod report;
 mod scheme;
 mod scores;
 
+pub use bootstrap::{
+    accuracy_interval, bootstrap, entity_counts_per_sequence, macro_f1_interval, micro_f1_interval, BootstrapOptions,
+    ConfidenceInterval, EntityCounts,
+};
 pub use classification::{
     accuracy, classification_report, confusion_matrix, ClassScores, ClassificationReport, ConfusionMatrix,
 };

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo bench -p trainer --bench epoch_cost -- --strategy heads_only|output_layers:3|all --cache on|off
 //!     --batch 8 [--epochs 3] [--reviews 2000] [--test 32] [--max-length 512] [--data-dir ../shared/data]
-//!     [--model DIR] [--threads N]
+//!     [--model DIR] [--threads N] [--precision f32|bf16|auto] [--attention-dropout P] [--optimizer adam|adamw]
 //! ```
 //!
 //! The data: the first `--reviews` reviews of `classification_dataset.xlsx` (or `imdb_50k.csv.gz`), cleaned with
@@ -20,12 +20,12 @@ use datasets::{
     encode_classification, load_classification, pad_id, CacheReport, CacheStatus, ClassificationOptions, EncodeOptions,
     PreparedDataset, ProcessedDataset,
 };
-use heads::{FreezeStrategy, MultiTaskModel};
+use heads::{FreezeStrategy, MultiTaskConfig, MultiTaskModel};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::Device;
-use trainer::{train_and_evaluate, NoObserver, TaskData, TrainConfig};
+use trainer::{train_and_evaluate, NoObserver, OptimizerKind, TaskData, TrainConfig};
 
 struct Args {
     strategy: String,
@@ -38,6 +38,9 @@ struct Args {
     data_dir: PathBuf,
     model: PathBuf,
     threads: Option<i32>,
+    precision: encoder::Precision,
+    attention_dropout: Option<f64>,
+    adamw: bool,
 }
 
 fn workspace_root() -> PathBuf {
@@ -58,6 +61,9 @@ fn parse_args() -> Result<Args> {
         model: std::env::var_os("BERTMT_MODEL")
             .map_or_else(|| root.join("data/models/all-MiniLM-L6-v2"), PathBuf::from),
         threads: None,
+        precision: encoder::Precision::F32,
+        attention_dropout: None,
+        adamw: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -79,6 +85,15 @@ fn parse_args() -> Result<Args> {
             "--data-dir" => args.data_dir = value()?.into(),
             "--model" => args.model = value()?.into(),
             "--threads" => args.threads = Some(value()?.parse().context("--threads")?),
+            "--precision" => args.precision = value()?.parse().map_err(anyhow::Error::msg)?,
+            "--attention-dropout" => args.attention_dropout = Some(value()?.parse().context("--attention-dropout")?),
+            "--optimizer" => {
+                args.adamw = match value()?.as_str() {
+                    "adam" => false,
+                    "adamw" => true,
+                    other => bail!("--optimizer takes adam or adamw, not {other}"),
+                }
+            }
             // `cargo bench` passes `--bench`.
             "--bench" => {}
             other => bail!("unknown argument {other}"),
@@ -133,8 +148,13 @@ fn dataset(args: &Args, tokenizer: &tokenizers::Tokenizer) -> Result<(PreparedDa
         pad_id: pad_id(tokenizer)?,
     };
     let cache = CacheReport { status: CacheStatus::Disabled, path: None, write_error: None };
-    let prepared =
-        PreparedDataset { data, train: (0..args.reviews).collect(), test: (args.reviews..wanted).collect(), cache };
+    let prepared = PreparedDataset {
+        data,
+        train: (0..args.reviews).collect(),
+        validation: Vec::new(),
+        test: (args.reviews..wanted).collect(),
+        cache,
+    };
     Ok((prepared, file))
 }
 
@@ -161,19 +181,26 @@ fn run() -> Result<()> {
     let tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_file)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", tokenizer_file.display()))?;
     let (dataset, file) = dataset(&args, &tokenizer)?;
-    let model = MultiTaskModel::from_pretrained(
+    let mut config = MultiTaskConfig::for_pretrained(
         &args.model,
         dataset.data.label_names.clone(),
         // No NER data: the NER head exists but never trains.
         vec!["O".into(), "B-per".into(), "I-per".into()],
         encoder::Pooling::Mean,
-        Device::Cpu,
     )?;
+    if let Some(dropout) = args.attention_dropout {
+        config.encoder.attention_probs_dropout_prob = dropout;
+    }
+    let attention_dropout = config.encoder.attention_probs_dropout_prob;
+    let mut model = MultiTaskModel::from_pretrained_config(&args.model, config, Device::Cpu)?;
+    let precision = args.precision.resolve(Device::Cpu);
+    model.set_precision(precision.precision)?;
+    let optimizer = if args.adamw { OptimizerKind::AdamW { weight_decay: 0.01 } } else { OptimizerKind::default() };
     let config = TrainConfig {
         epochs: args.epochs,
         batch_size: args.batch,
         feature_cache: args.cache,
-        progress: false,
+        optimizer,
         ..TrainConfig::default()
     };
     let started = Instant::now();
@@ -201,10 +228,16 @@ fn run() -> Result<()> {
             "truncated_reviews": dataset.data.stats.truncated_examples,
             "file": file.display().to_string(),
             "threads": tch::get_num_threads(),
+            "precision": precision.precision.to_string(),
+            "precision_reason": precision.reason,
+            "attention_dropout": attention_dropout,
+            "optimizer": if args.adamw { "adamw" } else { "adam" },
             "trainable_parameters": outcome.trainable_parameters,
             "epochs": outcome.epochs.iter().map(|e| json!({
                 "epoch": e.epoch, "seconds": round(e.seconds), "examples": e.examples, "steps": e.steps,
                 "cached": e.cached, "mean_loss": round(e.mean_loss),
+                "forward_seconds": round(e.timing.forward), "backward_seconds": round(e.timing.backward),
+                "optimizer_seconds": round(e.timing.optimizer),
             })).collect::<Vec<_>>(),
             "cache_fill_seconds": outcome.feature_cache.as_ref().map(|c| round(c.seconds)),
             "first_epoch_seconds": first.map(round),

@@ -1,25 +1,11 @@
-//! Training settings.
+//! Training settings, and the named recipes that fill them in.
 
+use heads::{FreezeStrategy, LearningRates};
 use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
 
-/// One of the two tasks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Task {
-    /// Sentence classification.
-    Classification,
-    /// Named-entity recognition (token classification).
-    Ner,
-}
-
-impl std::fmt::Display for Task {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Classification => "classification",
-            Self::Ner => "ner",
-        })
-    }
-}
+pub use heads::Task;
 
 /// How the two tasks share training.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -34,13 +20,22 @@ pub enum Mode {
     Combined,
 }
 
-impl std::str::FromStr for Mode {
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Separate => "separate",
+            Self::Combined => "combined",
+        })
+    }
+}
+
+impl FromStr for Mode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "separate" => Ok(Self::Separate),
             "combined" => Ok(Self::Combined),
-            other => Err(format!("unknown mode `{other}`: expected `separate` or `combined`")),
+            other => Err(format!("unknown mode `{other}`: expected separate or combined")),
         }
     }
 }
@@ -51,14 +46,23 @@ impl std::str::FromStr for Mode {
 pub enum OptimizerKind {
     /// Adam (L2 weight decay added to the gradient, as `torch.optim.Adam`).
     Adam {
-        /// L2 penalty.
+        /// L2 penalty (not on biases and LayerNorm parameters).
         weight_decay: f64,
     },
     /// AdamW (decoupled weight decay, as `torch.optim.AdamW`).
     AdamW {
-        /// Decoupled weight decay.
+        /// Decoupled weight decay (not on biases and LayerNorm parameters).
         weight_decay: f64,
     },
+}
+
+impl OptimizerKind {
+    /// The weight decay.
+    pub fn weight_decay(&self) -> f64 {
+        match *self {
+            Self::Adam { weight_decay } | Self::AdamW { weight_decay } => weight_decay,
+        }
+    }
 }
 
 impl Default for OptimizerKind {
@@ -105,15 +109,21 @@ impl Schedule {
 pub struct TrainConfig {
     /// Separate or combined tasks.
     pub mode: Mode,
-    /// Epochs (per task in separate mode).
+    /// Epochs (per task in separate mode); with early stopping, the most epochs.
     pub epochs: usize,
     /// Examples per batch.
     pub batch_size: usize,
-    /// Learning rate (all groups, except under `all_adaptive`, whose groups carry their own).
+    /// Learning rate of the heads, and of the encoder unless `encoder_learning_rate` is set (`all_adaptive` carries
+    /// its own rates).
     pub learning_rate: f64,
+    /// Learning rate of the encoder (of its top layer under `layer_decay`).
+    pub encoder_learning_rate: Option<f64>,
+    /// Layer-wise learning-rate decay in (0, 1]: each layer down from the top trains at `layer_decay` times the rate
+    /// of the layer above it.
+    pub layer_decay: Option<f64>,
     /// Adam or AdamW.
     pub optimizer: OptimizerKind,
-    /// Learning-rate schedule.
+    /// Learning-rate schedule (over each task's steps in separate mode).
     pub schedule: Schedule,
     /// Clip the global gradient norm to this value.
     pub max_grad_norm: Option<f64>,
@@ -121,14 +131,15 @@ pub struct TrainConfig {
     pub gradient_accumulation: usize,
     /// Combined mode: weight `w` of the classification loss (NER gets `1 - w`).
     pub classification_weight: f64,
+    /// Stop a task's training after this many epochs without a better validation score (needs validation
+    /// examples). With or without it, a run with validation examples keeps its best epoch's weights.
+    pub patience: Option<usize>,
     /// Seed of head initialisation, dropout and batch order.
     pub seed: u64,
     /// With a frozen encoder, compute its outputs once and train the heads on them.
     pub feature_cache: bool,
     /// Store cached features in half precision (halves their memory; training still runs in f32).
     pub feature_cache_half: bool,
-    /// Show progress bars.
-    pub progress: bool,
 }
 
 impl Default for TrainConfig {
@@ -139,27 +150,57 @@ impl Default for TrainConfig {
             epochs: 3,
             batch_size: 8,
             learning_rate: 5e-4,
+            encoder_learning_rate: None,
+            layer_decay: None,
             optimizer: OptimizerKind::default(),
             schedule: Schedule::Constant,
             max_grad_norm: None,
             gradient_accumulation: 1,
             classification_weight: 0.5,
+            patience: None,
             seed: 42,
             feature_cache: true,
             feature_cache_half: false,
-            progress: true,
         }
     }
 }
 
 impl TrainConfig {
-    /// Checks the settings are usable.
+    /// The learning rates of the parameter groups.
+    pub fn learning_rates(&self) -> LearningRates {
+        LearningRates { heads: self.learning_rate, encoder: self.encoder_learning_rate, layer_decay: self.layer_decay }
+    }
+
+    /// Checks the settings are usable, naming the setting and its accepted range.
     pub fn validate(&self) -> Result<(), String> {
-        if self.batch_size == 0 || self.gradient_accumulation == 0 {
-            return Err("batch_size and gradient_accumulation must be at least 1".into());
+        if self.epochs == 0 {
+            return Err("epochs must be at least 1".into());
         }
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return Err(format!("learning rate must be positive, got {}", self.learning_rate));
+        if self.batch_size == 0 {
+            return Err("batch_size must be at least 1, got 0".into());
+        }
+        if self.gradient_accumulation == 0 {
+            return Err("gradient_accumulation must be at least 1, got 0".into());
+        }
+        let positive = |name: &str, value: f64| {
+            if value.is_finite() && value > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{name} must be a positive number, got {value}"))
+            }
+        };
+        positive("the learning rate", self.learning_rate)?;
+        if let Some(rate) = self.encoder_learning_rate {
+            positive("the encoder learning rate", rate)?;
+        }
+        if let Some(decay) = self.layer_decay {
+            if !(decay > 0.0 && decay <= 1.0) {
+                return Err(format!("layer_decay must be in (0, 1], got {decay}"));
+            }
+        }
+        let weight_decay = self.optimizer.weight_decay();
+        if !(weight_decay.is_finite() && weight_decay >= 0.0) {
+            return Err(format!("weight_decay must be a number >= 0, got {weight_decay}"));
         }
         if !(0.0..=1.0).contains(&self.classification_weight) {
             return Err(format!("classification_weight must be in [0, 1], got {}", self.classification_weight));
@@ -169,10 +210,99 @@ impl TrainConfig {
                 return Err(format!("warmup_ratio must be in [0, 1), got {warmup_ratio}"));
             }
         }
-        if self.max_grad_norm.is_some_and(|n| n.is_nan() || n <= 0.0) {
-            return Err("max_grad_norm must be positive".into());
+        if let Some(norm) = self.max_grad_norm {
+            positive("max_grad_norm", norm)?;
+        }
+        if self.patience == Some(0) {
+            return Err("patience must be at least 1 epoch".into());
         }
         Ok(())
+    }
+}
+
+/// A named set of training settings: `notebook` (what the notebook did) or `finetune` (a recipe that trains the
+/// encoder and reaches published quality).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Recipe {
+    /// The notebook's Task 4: heads only, separate mode, 3 epochs, Adam 5e-4, batch 8, no validation.
+    #[default]
+    Notebook,
+    /// Fine-tuning: every layer trains on both tasks at once (combined mode), AdamW (weight decay 0.01) with the
+    /// encoder at 1e-4 and the heads at 1e-3, 10% linear warm-up then linear decay, gradient clipping at 1.0,
+    /// batch 16, no attention dropout, a 10% validation split that keeps the best epoch, and early stopping after
+    /// 2 epochs without improvement (at most 4).
+    Finetune,
+}
+
+/// What a recipe sets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecipeSettings {
+    /// The recipe.
+    pub recipe: Recipe,
+    /// Which variables train.
+    pub strategy: FreezeStrategy,
+    /// The loop's settings.
+    pub train: TrainConfig,
+    /// Fraction of the training examples held out for validation (0: none).
+    pub validation_fraction: f64,
+    /// Dropout on the attention probabilities, replacing the model's own (`None`: the model's).
+    pub attention_dropout: Option<f64>,
+}
+
+impl Recipe {
+    /// The valid names, for error messages.
+    pub const NAMES: &'static str = "notebook or finetune";
+
+    /// The recipe's settings.
+    pub fn settings(self) -> RecipeSettings {
+        match self {
+            Self::Notebook => RecipeSettings {
+                recipe: self,
+                strategy: FreezeStrategy::HeadsOnly,
+                train: TrainConfig::default(),
+                validation_fraction: 0.0,
+                attention_dropout: None,
+            },
+            Self::Finetune => RecipeSettings {
+                recipe: self,
+                strategy: FreezeStrategy::All,
+                train: TrainConfig {
+                    mode: Mode::Combined,
+                    epochs: 4,
+                    batch_size: 16,
+                    learning_rate: 1e-3,
+                    encoder_learning_rate: Some(1e-4),
+                    optimizer: OptimizerKind::AdamW { weight_decay: 0.01 },
+                    schedule: Schedule::LinearWarmupDecay { warmup_ratio: 0.1 },
+                    max_grad_norm: Some(1.0),
+                    patience: Some(2),
+                    ..TrainConfig::default()
+                },
+                validation_fraction: 0.1,
+                attention_dropout: Some(0.0),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Recipe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Notebook => "notebook",
+            Self::Finetune => "finetune",
+        })
+    }
+}
+
+impl FromStr for Recipe {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "notebook" => Ok(Self::Notebook),
+            "finetune" => Ok(Self::Finetune),
+            other => Err(format!("unknown recipe `{other}`: expected {}", Self::NAMES)),
+        }
     }
 }
 
@@ -196,7 +326,37 @@ mod tests {
     fn invalid_settings_are_named() {
         let config = TrainConfig { classification_weight: 1.5, ..TrainConfig::default() };
         assert!(config.validate().unwrap_err().contains("classification_weight"));
-        assert!(TrainConfig { batch_size: 0, ..TrainConfig::default() }.validate().is_err());
+        assert!(TrainConfig { batch_size: 0, ..TrainConfig::default() }.validate().unwrap_err().contains("batch_size"));
+        let nan_decay =
+            TrainConfig { optimizer: OptimizerKind::AdamW { weight_decay: f64::NAN }, ..Default::default() };
+        assert!(nan_decay.validate().unwrap_err().contains("weight_decay"));
+        let negative = TrainConfig { optimizer: OptimizerKind::Adam { weight_decay: -0.1 }, ..Default::default() };
+        assert!(negative.validate().unwrap_err().contains("weight_decay"));
+        let warmup =
+            TrainConfig { schedule: Schedule::LinearWarmupDecay { warmup_ratio: f64::NAN }, ..Default::default() };
+        assert!(warmup.validate().unwrap_err().contains("warmup_ratio"));
+        let encoder = TrainConfig { encoder_learning_rate: Some(0.0), ..Default::default() };
+        assert!(encoder.validate().unwrap_err().contains("encoder learning rate"));
+        assert!(TrainConfig { layer_decay: Some(1.2), ..Default::default() }.validate().is_err());
+        assert!(TrainConfig { patience: Some(0), ..Default::default() }.validate().is_err());
+        assert!(TrainConfig { epochs: 0, ..Default::default() }.validate().is_err());
         assert!(TrainConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn recipes_parse_print_and_hold_valid_settings() {
+        for recipe in [Recipe::Notebook, Recipe::Finetune] {
+            assert_eq!(recipe.to_string().parse::<Recipe>(), Ok(recipe));
+            let settings = recipe.settings();
+            assert_eq!(settings.recipe, recipe);
+            assert!(settings.train.validate().is_ok(), "{recipe}");
+        }
+        assert_eq!(Recipe::Notebook.settings().train, TrainConfig::default());
+        assert_eq!(Recipe::Notebook.settings().strategy, FreezeStrategy::HeadsOnly);
+        let finetune = Recipe::Finetune.settings();
+        assert_eq!(finetune.strategy, FreezeStrategy::All);
+        assert!(finetune.validation_fraction > 0.0 && finetune.train.patience.is_some());
+        assert!("fast".parse::<Recipe>().unwrap_err().contains(Recipe::NAMES));
+        assert!("both".parse::<Mode>().unwrap_err().contains("separate or combined"));
     }
 }

@@ -1,7 +1,6 @@
 //! The error type of this crate.
 
 use crate::config::Task;
-use std::path::PathBuf;
 
 /// Everything that can stop training or evaluation.
 #[derive(Debug, thiserror::Error)]
@@ -36,14 +35,6 @@ pub enum TrainError {
     /// A setting that cannot work.
     #[error("invalid training configuration: {0}")]
     InvalidConfig(String),
-    /// A file of the run directory could not be written.
-    #[error("cannot write {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
 }
 
 /// The result type of this crate.

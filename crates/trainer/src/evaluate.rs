@@ -5,7 +5,10 @@ use crate::error::Result;
 use crate::features::{ClassificationFeatures, NerFeatures};
 use datasets::{BucketSampler, PreparedDataset, Target};
 use heads::MultiTaskModel;
-use metrics::{classification_report, entity_report, ClassificationReport, EntityMode, EntityReport, Scheme};
+use metrics::{
+    accuracy_interval, classification_report, entity_counts_per_sequence, entity_report, macro_f1_interval,
+    micro_f1_interval, BootstrapOptions, ClassificationReport, ConfidenceInterval, EntityMode, EntityReport, Scheme,
+};
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
@@ -24,6 +27,10 @@ pub struct ClassificationEvaluation {
     pub examples: usize,
     /// Accuracy, per-class scores, averages and the confusion matrix.
     pub report: ClassificationReport,
+    /// 95% bootstrap confidence interval of the accuracy (over the examples).
+    pub accuracy_interval: ConfidenceInterval,
+    /// 95% bootstrap confidence interval of the macro-average F1 (over the examples).
+    pub macro_f1_interval: ConfidenceInterval,
 }
 
 /// Scores of the NER task.
@@ -35,6 +42,8 @@ pub struct NerEvaluation {
     pub words: usize,
     /// Entity-level scores (strict IOB2).
     pub report: EntityReport,
+    /// 95% bootstrap confidence interval of the micro-average F1 (over the sentences).
+    pub micro_f1_interval: ConfidenceInterval,
     /// The first test sentence's gold and predicted tags (the notebook prints them).
     pub first_example: Option<(Vec<String>, Vec<String>)>,
 }
@@ -68,7 +77,10 @@ pub fn evaluate_classification(
         gold.extend(to_usize(&labels)?);
     }
     let report = classification_report(&gold, &predicted, &data.data.label_names)?;
-    Ok(ClassificationEvaluation { examples: gold.len(), report })
+    let options = BootstrapOptions::default();
+    let accuracy_interval = accuracy_interval(&gold, &predicted, &options)?;
+    let macro_f1_interval = macro_f1_interval(&gold, &predicted, data.data.label_names.len(), &options)?;
+    Ok(ClassificationEvaluation { examples: gold.len(), report, accuracy_interval, macro_f1_interval })
 }
 
 /// Tags `indices` of `data` and scores the entities, word by word.
@@ -159,8 +171,11 @@ pub fn evaluate_ner(
     let first_example = by_index.first().map(|(_, g, p)| (g.clone(), p.clone()));
     let (gold, predicted): (Vec<Vec<String>>, Vec<Vec<String>>) = by_index.into_iter().map(|(_, g, p)| (g, p)).unzip();
     let words = gold.iter().map(Vec::len).sum();
-    let report = entity_report(&gold, &predicted, EntityMode::Strict(Scheme::Iob2))?;
-    Ok(NerEvaluation { sentences: gold.len(), words, report, first_example })
+    let mode = EntityMode::Strict(Scheme::Iob2);
+    let report = entity_report(&gold, &predicted, mode)?;
+    let counts = entity_counts_per_sequence(&gold, &predicted, mode)?;
+    let micro_f1_interval = micro_f1_interval(&counts, &BootstrapOptions::default())?;
+    Ok(NerEvaluation { sentences: gold.len(), words, report, micro_f1_interval, first_example })
 }
 
 fn word_count(data: &PreparedDataset, index: usize) -> usize {

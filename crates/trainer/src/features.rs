@@ -2,11 +2,101 @@
 //! they are computed once (no gradient) and only what the heads read is kept, the pooled vector of each sentence
 //! and the token states at the positions NER trains on or is scored at.
 
-use crate::error::Result;
+use crate::error::{Result, TrainError};
+use crate::fit::TaskData;
 use datasets::{BucketSampler, PreparedDataset, Target};
 use heads::MultiTaskModel;
+use serde::Serialize;
 use std::collections::HashMap;
+use std::time::Instant;
 use tch::{Kind, Tensor};
+
+/// What the feature cache holds and how long it took to fill.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeatureCacheReport {
+    /// Seconds spent running the encoder to fill it.
+    pub seconds: f64,
+    /// Classification vectors (train, validation and test examples).
+    pub classification: CacheSize,
+    /// NER token states (train, validation and test examples).
+    pub ner: CacheSize,
+}
+
+/// The frozen encoder's outputs on every train, validation and test example of both tasks: built once, they serve
+/// every epoch and every evaluation while the encoder does not change.
+pub struct FeatureCache {
+    pub(crate) classification: Option<ClassificationFeatures>,
+    pub(crate) ner: Option<NerFeatures>,
+    /// A fingerprint of the token ids of the cached examples of each task, so that other data is noticed.
+    fingerprints: (Option<u64>, Option<u64>),
+    report: FeatureCacheReport,
+}
+
+impl FeatureCache {
+    /// Runs the encoder (no gradient) over every train, validation and test example of `data`, in batches of
+    /// `batch_size`, storing half precision if `half`.
+    pub fn build(model: &MultiTaskModel, data: TaskData<'_>, batch_size: usize, half: bool) -> Result<Self> {
+        let started = Instant::now();
+        let classification = data
+            .classification
+            .map(|d| ClassificationFeatures::compute(model, d, &all_examples(d), batch_size, half))
+            .transpose()?;
+        let ner = data.ner.map(|d| NerFeatures::compute(model, d, &all_examples(d), batch_size, half)).transpose()?;
+        let report = FeatureCacheReport {
+            seconds: started.elapsed().as_secs_f64(),
+            classification: classification.as_ref().map(ClassificationFeatures::size).unwrap_or_default(),
+            ner: ner.as_ref().map(NerFeatures::size).unwrap_or_default(),
+        };
+        tracing::info!(
+            seconds = report.seconds,
+            classification = %describe(report.classification),
+            ner = %describe(report.ner),
+            "encoder features cached"
+        );
+        let fingerprints = (data.classification.map(fingerprint), data.ner.map(fingerprint));
+        Ok(Self { classification, ner, fingerprints, report })
+    }
+
+    /// How long it took and what it holds.
+    pub fn report(&self) -> &FeatureCacheReport {
+        &self.report
+    }
+
+    /// An error unless every train, validation and test example of `data` is cached, for each task it has.
+    pub fn check_serves(&self, data: TaskData<'_>) -> Result<()> {
+        let missing = |dataset: Option<&PreparedDataset>, cached: &dyn Fn(usize) -> bool| {
+            dataset.is_some_and(|d| all_examples(d).into_iter().any(|index| !cached(index)))
+        };
+        let classification = |i| self.classification.as_ref().is_some_and(|f| f.rows.contains_key(&i));
+        let ner = |i| self.ner.as_ref().is_some_and(|f| f.spans.contains_key(&i));
+        let same_data = (data.classification.map(fingerprint), data.ner.map(fingerprint)) == self.fingerprints;
+        if !same_data || missing(data.classification, &classification) || missing(data.ner, &ner) {
+            return Err(TrainError::InvalidConfig(
+                "the feature cache was built for other examples or another train/validation/test split".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A hash of the token ids of a dataset's train, validation and test examples.
+fn fingerprint(data: &PreparedDataset) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for index in all_examples(data) {
+        index.hash(&mut hasher);
+        data.data.examples.get(index).map(|e| &e.input_ids).hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+/// The train, validation and test examples of a dataset, ascending.
+fn all_examples(data: &PreparedDataset) -> Vec<usize> {
+    let mut all: Vec<usize> = data.train.iter().chain(&data.validation).chain(&data.test).copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
 
 /// Pooled sentence vectors of a set of classification examples.
 pub struct ClassificationFeatures {

@@ -1,13 +1,14 @@
-//! The training loop of the notebook's Task 4: evaluate, train (separate or combined), evaluate again.
+//! The training loop of the notebook's Task 4: evaluate, train (separate or combined), evaluate again; with
+//! validation examples, each epoch is scored on them, the best epoch's weights are kept and training can stop early.
 
 use crate::config::{Mode, Task, TrainConfig};
 use crate::error::{Result, TrainError};
 use crate::evaluate::{evaluate_classification, evaluate_ner, Backbone, ClassificationEvaluation, NerEvaluation};
-use crate::features::{describe, CacheSize, ClassificationFeatures, NerFeatures};
+use crate::features::{FeatureCache, FeatureCacheReport};
+use crate::observer::{EpochRecord, EpochStart, EpochTiming, Observer, Stage, StepRecord, ValidationScores};
 use crate::optim::Adam;
 use datasets::{BucketSampler, PreparedDataset};
 use heads::{FreezeStrategy, MultiTaskModel, ParamGroup};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::time::Instant;
 use tch::{Reduction, Tensor};
@@ -15,10 +16,36 @@ use tch::{Reduction, Tensor};
 /// The two tasks' data; either may be absent.
 #[derive(Clone, Copy)]
 pub struct TaskData<'a> {
-    /// Sentence classification examples with their train/test split.
+    /// Sentence classification examples with their train/validation/test split.
     pub classification: Option<&'a PreparedDataset>,
-    /// NER examples with their train/test split.
+    /// NER examples with their train/validation/test split.
     pub ner: Option<&'a PreparedDataset>,
+}
+
+impl<'a> TaskData<'a> {
+    /// The data of `task`.
+    pub fn get(&self, task: Task) -> Option<&'a PreparedDataset> {
+        match task {
+            Task::Classification => self.classification,
+            Task::Ner => self.ner,
+        }
+    }
+
+    /// Whether every present task has validation examples (and at least one task is present).
+    pub fn has_validation(&self) -> bool {
+        let present: Vec<&PreparedDataset> = Task::BOTH.iter().filter_map(|&task| self.get(task)).collect();
+        !present.is_empty() && present.iter().all(|d| !d.validation.is_empty())
+    }
+}
+
+/// Which examples to score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    /// The validation examples (held out of training).
+    Validation,
+    /// The test examples.
+    Test,
 }
 
 /// Scores of both tasks at one point in time.
@@ -32,182 +59,57 @@ pub struct Evaluation {
     pub seconds: f64,
 }
 
-/// One optimizer step, for logs and loss curves.
+/// How one phase of training went (a task in separate mode, both in combined mode).
 #[derive(Debug, Clone, Serialize)]
-pub struct StepRecord {
-    /// Which task's batch (in combined mode: `combined`).
-    pub task: String,
-    /// 1-based epoch.
-    pub epoch: usize,
-    /// 1-based step within the epoch.
-    pub step: usize,
-    /// Global step, over all epochs and tasks.
-    pub global_step: usize,
-    /// The loss of the batch (combined: the weighted sum).
-    pub loss: f64,
-    /// Learning-rate factor of the schedule.
-    pub lr_factor: f64,
-}
-
-/// One epoch of one task.
-#[derive(Debug, Clone, Serialize)]
-pub struct EpochRecord {
-    /// Which task (`combined` in combined mode).
-    pub task: String,
-    /// 1-based epoch.
-    pub epoch: usize,
-    /// Mean batch loss.
-    pub mean_loss: f64,
-    /// Batches.
-    pub steps: usize,
-    /// Examples seen.
-    pub examples: usize,
-    /// Seconds.
-    pub seconds: f64,
-    /// Whether the encoder ran (false: heads trained on cached features).
-    pub cached: bool,
-}
-
-/// Receives progress as training goes (a run directory writes it as JSON lines).
-pub trait Observer {
-    /// After each optimizer step.
-    fn on_step(&mut self, _record: &StepRecord) {}
-    /// After each epoch.
-    fn on_epoch(&mut self, _record: &EpochRecord) {}
-}
-
-/// An observer that ignores everything.
-pub struct NoObserver;
-impl Observer for NoObserver {}
-
-/// What the feature cache held.
-#[derive(Debug, Clone, Serialize)]
-pub struct FeatureCacheReport {
-    /// Seconds spent running the encoder to fill it.
-    pub seconds: f64,
-    /// Classification vectors (train + test).
-    pub classification: CacheSize,
-    /// NER token states (train + test).
-    pub ner: CacheSize,
+pub struct PhaseOutcome {
+    /// `classification`, `ner` or `combined`.
+    pub phase: String,
+    /// Epochs run.
+    pub epochs_run: usize,
+    /// The epoch whose weights were kept (the best by validation; the last without validation).
+    pub kept_epoch: usize,
+    /// The kept epoch's validation metric, when there were validation examples.
+    pub best_metric: Option<f64>,
+    /// Whether early stopping ended the phase before its last epoch.
+    pub stopped_early: bool,
 }
 
 /// Everything a run produced.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainOutcome {
-    /// Scores before training.
+    /// Scores on the test sets before training.
     pub before: Evaluation,
-    /// Scores after training.
+    /// Scores on the test sets after training (with the kept weights).
     pub after: Evaluation,
     /// Per-epoch records.
     pub epochs: Vec<EpochRecord>,
+    /// Per-phase outcomes: epochs run, the kept epoch, early stopping.
+    pub phases: Vec<PhaseOutcome>,
+    /// How the kept epoch was chosen.
+    pub selection: String,
     /// The feature cache, when the encoder was frozen and the cache on.
     pub feature_cache: Option<FeatureCacheReport>,
     /// Values the optimizer updated.
     pub trainable_parameters: i64,
-    /// Seconds of training (epochs only).
+    /// Seconds of training (epochs and validation).
     pub training_seconds: f64,
 }
 
-/// The frozen encoder's outputs on both tasks' train and test examples (see [`crate::features`]): built once, they
-/// serve every epoch and every evaluation while the encoder does not change.
-pub struct FeatureCache {
-    classification_train: Option<ClassificationFeatures>,
-    classification_test: Option<ClassificationFeatures>,
-    ner_train: Option<NerFeatures>,
-    ner_test: Option<NerFeatures>,
-    /// The (train, test) example indices each task's features were computed for.
-    classification_split: Option<(Vec<usize>, Vec<usize>)>,
-    ner_split: Option<(Vec<usize>, Vec<usize>)>,
-    report: FeatureCacheReport,
-}
-
-impl FeatureCache {
-    /// Runs the encoder (no gradient) over every train and test example of `data`, in batches of at least 32
-    /// (`config.batch_size` if larger), storing half precision if `config.feature_cache_half`.
-    pub fn build(model: &MultiTaskModel, data: TaskData<'_>, config: &TrainConfig) -> Result<Self> {
-        let started = Instant::now();
-        let batch = config.batch_size.max(32);
-        let half = config.feature_cache_half;
-        let bar = progress(config, 2, "caching encoder features");
-        let classification = |indices: &[usize]| -> Result<Option<ClassificationFeatures>> {
-            data.classification.map(|d| ClassificationFeatures::compute(model, d, indices, batch, half)).transpose()
-        };
-        let ner = |indices: &[usize]| -> Result<Option<NerFeatures>> {
-            data.ner.map(|d| NerFeatures::compute(model, d, indices, batch, half)).transpose()
-        };
-        let empty: Vec<usize> = Vec::new();
-        let classification_train = classification(data.classification.map_or(&empty, |d| &d.train))?;
-        let classification_test = classification(data.classification.map_or(&empty, |d| &d.test))?;
-        bar.inc(1);
-        let ner_train = ner(data.ner.map_or(&empty, |d| &d.train))?;
-        let ner_test = ner(data.ner.map_or(&empty, |d| &d.test))?;
-        bar.finish_and_clear();
-        let add = |a: Option<CacheSize>, b: Option<CacheSize>| {
-            let (a, b) = (a.unwrap_or_default(), b.unwrap_or_default());
-            CacheSize { rows: a.rows + b.rows, bytes: a.bytes + b.bytes }
-        };
-        let report = FeatureCacheReport {
-            seconds: started.elapsed().as_secs_f64(),
-            classification: add(
-                classification_train.as_ref().map(ClassificationFeatures::size),
-                classification_test.as_ref().map(ClassificationFeatures::size),
-            ),
-            ner: add(ner_train.as_ref().map(NerFeatures::size), ner_test.as_ref().map(NerFeatures::size)),
-        };
-        tracing::info!(
-            seconds = report.seconds,
-            classification = %describe(report.classification),
-            ner = %describe(report.ner),
-            "encoder features cached"
-        );
-        Ok(Self {
-            classification_train,
-            classification_test,
-            ner_train,
-            ner_test,
-            classification_split: split_of(data.classification),
-            ner_split: split_of(data.ner),
-            report,
-        })
-    }
-
-    /// How long it took and what it holds.
-    pub fn report(&self) -> &FeatureCacheReport {
-        &self.report
-    }
-
-    /// An error unless the cache was computed for exactly these examples and splits.
-    fn check_serves(&self, data: TaskData<'_>) -> Result<()> {
-        let same = |cached: &Option<(Vec<usize>, Vec<usize>)>, data: Option<&PreparedDataset>| {
-            cached.as_ref().map(|(train, test)| (train.as_slice(), test.as_slice()))
-                == data.map(|d| (d.train.as_slice(), d.test.as_slice()))
-        };
-        if same(&self.classification_split, data.classification) && same(&self.ner_split, data.ner) {
-            Ok(())
-        } else {
-            Err(TrainError::InvalidConfig(
-                "the feature cache was built for other examples or another train/test split".into(),
-            ))
-        }
-    }
-}
-
-/// A dataset's (train, test) example indices.
-fn split_of(data: Option<&PreparedDataset>) -> Option<(Vec<usize>, Vec<usize>)> {
-    data.map(|d| (d.train.clone(), d.test.clone()))
-}
+/// The selection rule, as the run records it.
+pub const SELECTION_RULE: &str = "after each epoch, the mean over the tasks trained so far of the validation \
+     accuracy (classification) and strict micro-F1 (NER); the epoch with the highest value is kept";
 
 /// Whether `strategy` leaves the encoder unchanged (so that its outputs can be cached).
 pub fn freezes_encoder(strategy: &FreezeStrategy) -> bool {
     matches!(strategy, FreezeStrategy::None | FreezeStrategy::HeadsOnly)
 }
 
-/// Evaluates both tasks, trains with `strategy`, and evaluates again.
+/// Evaluates, trains with `strategy` and evaluates again, reporting progress to `observer`.
 ///
-/// `cache`: encoder features built beforehand with [`FeatureCache::build`] on the same model and data (e.g. to
-/// score the untrained model first); without one, a cache is built when the encoder is frozen and
-/// `config.feature_cache` is on. A cache that does not match `data`, or given with a strategy that trains the
-/// encoder, is an error.
+/// `cache`: encoder features built beforehand (e.g. to score the untrained model); with a frozen encoder and the
+/// feature cache on, one is built here when none is given. With validation examples in every task's data
+/// ([`PreparedDataset::hold_out_validation`]), each epoch is scored on them, the best epoch's weights are restored
+/// at the end of each phase, and `config.patience` stops a phase early.
 pub fn train_and_evaluate(
     model: &MultiTaskModel,
     strategy: &FreezeStrategy,
@@ -218,127 +120,161 @@ pub fn train_and_evaluate(
 ) -> Result<TrainOutcome> {
     config.validate().map_err(TrainError::InvalidConfig)?;
     if data.classification.is_none() && data.ner.is_none() {
-        return Err(TrainError::InvalidConfig("no data: give classification data, NER data, or both".into()));
+        return Err(TrainError::InvalidConfig("no data: give classification or NER data, or both".into()));
+    }
+    if config.mode == Mode::Combined && (data.classification.is_none() || data.ner.is_none()) {
+        return Err(TrainError::InvalidConfig("combined mode needs both classification and NER data".into()));
+    }
+    let validation = data.has_validation();
+    if config.patience.is_some() && !validation {
+        return Err(TrainError::InvalidConfig(
+            "early stopping (patience) needs validation examples in every task's data".into(),
+        ));
+    }
+    if matches!(strategy, FreezeStrategy::AllAdaptive { .. })
+        && (config.encoder_learning_rate.is_some() || config.layer_decay.is_some())
+    {
+        return Err(TrainError::InvalidConfig(
+            "all_adaptive carries its own learning rates: an encoder learning rate or layer decay does not apply"
+                .into(),
+        ));
     }
     let frozen_encoder = freezes_encoder(strategy);
     if let Some(given) = &cache {
         if !frozen_encoder {
             return Err(TrainError::InvalidConfig(format!(
-                "a feature cache was given, but strategy {strategy} trains the encoder: its features would go stale"
+                "a feature cache was given but {strategy} trains the encoder: its outputs would go stale"
             )));
         }
         given.check_serves(data)?;
     }
     tch::manual_seed(config.seed as i64);
-    let groups = strategy.apply(model, config.learning_rate)?;
+    let groups = strategy.apply(model, config.learning_rates())?;
     let cache = match cache {
         Some(cache) => Some(cache),
-        None if frozen_encoder && config.feature_cache => Some(FeatureCache::build(model, data, config)?),
+        None if frozen_encoder && config.feature_cache => {
+            observer.on_stage(Stage::CachingFeatures);
+            Some(FeatureCache::build(model, data, config.batch_size.max(32), config.feature_cache_half)?)
+        }
         None => None,
     };
-    let feature_cache = cache.as_ref().map(|c| c.report.clone());
+    let feature_cache = cache.as_ref().map(|c| c.report().clone());
 
-    tracing::info!("evaluating before training");
-    let before = score(model, data, config.batch_size, cache.as_ref())?;
-    let trainable_parameters: i64 = groups.iter().flat_map(|g| &g.parameters).map(|(_, t)| t.numel() as i64).sum();
-    let mut epochs = Vec::new();
+    observer.on_stage(Stage::EvaluatingBefore);
+    let before = score(model, data, Split::Test, config.batch_size, cache.as_ref())?;
+    let trainable_parameters: i64 = groups.iter().map(ParamGroup::numel).sum();
     let started = Instant::now();
     let mut trainer = Trainer { model, config, cache: cache.as_ref(), frozen_encoder, observer, global_step: 0 };
+    let mut epochs = Vec::new();
+    let mut phases = Vec::new();
     if trainable_parameters > 0 {
-        match config.mode {
+        let plan: Vec<Phase> = match config.mode {
             Mode::Separate => {
-                for (task, dataset) in [(Task::Classification, data.classification), (Task::Ner, data.ner)] {
-                    let Some(dataset) = dataset else { continue };
-                    let mut optimizer = Adam::new(groups_for(&groups, Some(task)), config.optimizer);
-                    for epoch in 1..=config.epochs {
-                        epochs.push(trainer.separate_epoch(task, dataset, &mut optimizer, epoch)?);
-                    }
-                }
+                let present: Vec<Task> = Task::BOTH.into_iter().filter(|&t| data.get(t).is_some()).collect();
+                present
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &task)| Phase { trains: Some(task), scored: present[..=k].to_vec() })
+                    .collect()
             }
-            Mode::Combined => {
-                let mut optimizer = Adam::new(groups_for(&groups, None), config.optimizer);
-                for epoch in 1..=config.epochs {
-                    epochs.push(trainer.combined_epoch(data, &mut optimizer, epoch)?);
-                }
-            }
+            Mode::Combined => vec![Phase { trains: None, scored: Task::BOTH.to_vec() }],
+        };
+        for phase in plan {
+            let (outcome, records) = trainer.run_phase(&phase, &groups, data, validation)?;
+            epochs.extend(records);
+            phases.push(outcome);
         }
     } else {
         tracing::warn!(strategy = %strategy, "nothing is trainable: skipping training");
     }
     let training_seconds = started.elapsed().as_secs_f64();
 
-    tracing::info!("evaluating after training");
-    let after = score(model, data, config.batch_size, cache.as_ref())?;
-    Ok(TrainOutcome { before, after, epochs, feature_cache, trainable_parameters, training_seconds })
+    observer.on_stage(Stage::EvaluatingAfter);
+    let after = score(model, data, Split::Test, config.batch_size, cache.as_ref())?;
+    Ok(TrainOutcome {
+        before,
+        after,
+        epochs,
+        phases,
+        selection: SELECTION_RULE.to_string(),
+        feature_cache,
+        trainable_parameters,
+        training_seconds,
+    })
 }
 
-/// The groups restricted to what `task` trains: in separate mode the other task's head is left out, so its
-/// optimizer state does not move it (as `zero_grad(set_to_none=True)` in PyTorch).
-fn groups_for(groups: &[ParamGroup], task: Option<Task>) -> Vec<ParamGroup> {
-    let other_head = match task {
-        Some(Task::Classification) => Some("ner_head."),
-        Some(Task::Ner) => Some("classification_head."),
-        None => None,
-    };
-    groups
-        .iter()
-        .map(|group| ParamGroup {
-            name: group.name.clone(),
-            lr: group.lr,
-            parameters: group
-                .parameters
-                .iter()
-                .filter(|(name, _)| other_head.is_none_or(|prefix| !name.starts_with(prefix)))
-                .map(|(name, tensor)| (name.clone(), tensor.shallow_clone()))
-                .collect(),
-        })
-        .collect()
-}
-
-/// Scores both tasks on their test examples, in batches of at least 32 (`batch_size` if larger): from the
+/// Scores both tasks on their `split` examples, in batches of at least 32 (`batch_size` if larger): from the
 /// cached features when `cache` is given (built on the same model and data), else running the encoder.
 pub fn evaluate(
     model: &MultiTaskModel,
     data: TaskData<'_>,
+    split: Split,
     batch_size: usize,
     cache: Option<&FeatureCache>,
 ) -> Result<Evaluation> {
     if let Some(cache) = cache {
         cache.check_serves(data)?;
     }
-    score(model, data, batch_size, cache)
+    score(model, data, split, batch_size, cache)
 }
 
 /// [`evaluate`] with a cache already checked against `data`.
 fn score(
     model: &MultiTaskModel,
     data: TaskData<'_>,
+    split: Split,
     batch_size: usize,
     cache: Option<&FeatureCache>,
 ) -> Result<Evaluation> {
     let started = Instant::now();
     let batch = batch_size.max(32);
+    let indices = |d: &'_ PreparedDataset| -> Vec<usize> {
+        match split {
+            Split::Validation => d.validation.clone(),
+            Split::Test => d.test.clone(),
+        }
+    };
     let classification = match data.classification {
         Some(d) => {
-            let backbone = match cache.and_then(|c| c.classification_test.as_ref()) {
+            let backbone = match cache.and_then(|c| c.classification.as_ref()) {
                 Some(features) => Backbone::Cached(features),
                 None => Backbone::Live,
             };
-            Some(evaluate_classification(model, d, &d.test, batch, backbone)?)
+            Some(evaluate_classification(model, d, &indices(d), batch, backbone)?)
         }
         None => None,
     };
     let ner = match data.ner {
         Some(d) => {
-            let backbone = match cache.and_then(|c| c.ner_test.as_ref()) {
+            let backbone = match cache.and_then(|c| c.ner.as_ref()) {
                 Some(features) => Backbone::Cached(features),
                 None => Backbone::Live,
             };
-            Some(evaluate_ner(model, d, &d.test, batch, backbone)?)
+            Some(evaluate_ner(model, d, &indices(d), batch, backbone)?)
         }
         None => None,
     };
     Ok(Evaluation { classification, ner, seconds: started.elapsed().as_secs_f64() })
+}
+
+/// One phase of training: one task's epochs (separate mode) or both tasks' (combined mode, `trains: None`).
+struct Phase {
+    trains: Option<Task>,
+    /// The tasks whose validation scores choose the kept epoch: those trained so far.
+    scored: Vec<Task>,
+}
+
+impl Phase {
+    fn name(&self) -> String {
+        self.trains.map_or_else(|| "combined".to_string(), |task| task.to_string())
+    }
+}
+
+/// The weights of the best epoch so far.
+struct Best {
+    epoch: usize,
+    metric: f64,
+    weights: Vec<Tensor>,
 }
 
 struct Trainer<'a> {
@@ -352,6 +288,103 @@ struct Trainer<'a> {
 }
 
 impl Trainer<'_> {
+    /// Runs a phase's epochs with a fresh optimizer over what the phase trains, validating after each epoch when
+    /// there are validation examples; restores the best epoch's weights at the end.
+    fn run_phase(
+        &mut self,
+        phase: &Phase,
+        groups: &[ParamGroup],
+        data: TaskData<'_>,
+        validation: bool,
+    ) -> Result<(PhaseOutcome, Vec<EpochRecord>)> {
+        let config = self.config;
+        // In separate mode the other task's head is left out, so its optimizer state does not move it (as
+        // `zero_grad(set_to_none=True)` in PyTorch).
+        let phase_groups: Vec<ParamGroup> = groups
+            .iter()
+            .map(|group| match phase.trains {
+                Some(Task::Classification) => group.without_head(Some(Task::Ner)),
+                Some(Task::Ner) => group.without_head(Some(Task::Classification)),
+                None => group.without_head(None),
+            })
+            .collect();
+        let trained: Vec<Tensor> =
+            phase_groups.iter().flat_map(|g| &g.parameters).map(|(_, t)| t.shallow_clone()).collect();
+        let mut optimizer = Adam::new(phase_groups, config.optimizer);
+        let mut best: Option<Best> = None;
+        let mut records = Vec::new();
+        let mut stopped_early = false;
+        let mut phase_step = 0usize;
+        for epoch in 1..=config.epochs {
+            let mut record = match phase.trains {
+                Some(task) => {
+                    let dataset = data
+                        .get(task)
+                        .ok_or_else(|| TrainError::InvalidConfig(format!("no {task} data to train on")))?;
+                    self.separate_epoch(task, dataset, &mut optimizer, epoch, &mut phase_step)?
+                }
+                None => self.combined_epoch(data, &mut optimizer, epoch, &mut phase_step)?,
+            };
+            if validation {
+                self.observer.on_stage(Stage::Validating);
+                let scores = self.validate(data, &phase.scored)?;
+                let improved = best.as_ref().is_none_or(|b| scores.metric > b.metric);
+                if improved {
+                    let weights = tch::no_grad(|| trained.iter().map(Tensor::copy).collect());
+                    best = Some(Best { epoch, metric: scores.metric, weights });
+                }
+                record.validation = Some(ValidationScores { best: improved, ..scores });
+            }
+            tracing::info!(
+                phase = %phase.name(),
+                epoch,
+                mean_loss = record.mean_loss,
+                seconds = record.seconds,
+                validation = ?record.validation.as_ref().map(|v| v.metric),
+                "epoch done"
+            );
+            self.observer.on_epoch(&record);
+            records.push(record);
+            if let (Some(patience), Some(best)) = (config.patience, &best) {
+                if epoch - best.epoch >= patience && epoch < config.epochs {
+                    stopped_early = true;
+                    tracing::info!(phase = %phase.name(), epoch, best = best.epoch, "early stopping");
+                    break;
+                }
+            }
+        }
+        let epochs_run = records.len();
+        let (kept_epoch, best_metric) = match best {
+            Some(best) => {
+                if best.epoch != epochs_run {
+                    tch::no_grad(|| -> Result<()> {
+                        for (mut variable, saved) in trained.into_iter().zip(&best.weights) {
+                            variable.f_copy_(saved)?;
+                        }
+                        Ok(())
+                    })?;
+                    tracing::info!(phase = %phase.name(), kept = best.epoch, "restored the best epoch's weights");
+                }
+                (best.epoch, Some(best.metric))
+            }
+            None => (epochs_run, None),
+        };
+        let outcome = PhaseOutcome { phase: phase.name(), epochs_run, kept_epoch, best_metric, stopped_early };
+        Ok((outcome, records))
+    }
+
+    /// Scores the validation examples of the `scored` tasks.
+    fn validate(&self, data: TaskData<'_>, scored: &[Task]) -> Result<ValidationScores> {
+        let only = |task: Task| if scored.contains(&task) { data.get(task) } else { None };
+        let subset = TaskData { classification: only(Task::Classification), ner: only(Task::Ner) };
+        let evaluation = score(self.model, subset, Split::Validation, self.config.batch_size, self.cache)?;
+        let classification_accuracy = evaluation.classification.as_ref().map(|c| c.report.accuracy);
+        let ner_f1 = evaluation.ner.as_ref().map(|n| n.report.micro_avg.f1);
+        let values: Vec<f64> = classification_accuracy.into_iter().chain(ner_f1).collect();
+        let metric = values.iter().sum::<f64>() / values.len().max(1) as f64;
+        Ok(ValidationScores { classification_accuracy, ner_f1, metric, best: false, seconds: evaluation.seconds })
+    }
+
     /// The training loss of one batch of `task` (cached features when there are some).
     fn loss(&self, task: Task, dataset: &PreparedDataset, indices: &[usize]) -> Result<Tensor> {
         let model = self.model;
@@ -359,16 +392,16 @@ impl Trainer<'_> {
         let cross_entropy = |logits: &Tensor, labels: &Tensor| {
             logits.cross_entropy_loss::<Tensor>(labels, None, Reduction::Mean, datasets::IGNORE_INDEX.into(), 0.0)
         };
-        let cached_classification = self.cache.and_then(|c| c.classification_train.as_ref());
-        let cached_ner = self.cache.and_then(|c| c.ner_train.as_ref());
+        let cached_classification = self.cache.and_then(|c| c.classification.as_ref());
+        let cached_ner = self.cache.and_then(|c| c.ner.as_ref());
         Ok(match (task, cached_classification, cached_ner) {
             (Task::Classification, Some(features), _) => {
                 let (pooled, labels) = features.batch(indices);
-                cross_entropy(&model.classification_head(&pooled, true), &labels)
+                cross_entropy(&model.f_classification_head(&pooled, true)?, &labels)
             }
             (Task::Ner, _, Some(features)) => {
                 let (states, labels) = features.batch(indices);
-                cross_entropy(&model.ner_head(&states, true), &labels)
+                cross_entropy(&model.f_ner_head(&states, true)?, &labels)
             }
             (Task::Classification, None, _) => {
                 let batch = dataset.batch(indices)?.to_tensors(device)?;
@@ -398,8 +431,8 @@ impl Trainer<'_> {
 
     fn cached(&self, task: Task) -> bool {
         self.cache.is_some_and(|c| match task {
-            Task::Classification => c.classification_train.is_some(),
-            Task::Ner => c.ner_train.is_some(),
+            Task::Classification => c.classification.is_some(),
+            Task::Ner => c.ner.is_some(),
         })
     }
 
@@ -409,47 +442,67 @@ impl Trainer<'_> {
         dataset: &PreparedDataset,
         optimizer: &mut Adam,
         epoch: usize,
+        phase_step: &mut usize,
     ) -> Result<EpochRecord> {
         let started = Instant::now();
         let config = self.config;
         let sampler = BucketSampler::new(config.batch_size);
         let stream = if task == Task::Classification { 0 } else { 1_000 };
         let batches = sampler.train_batches(&dataset.train, &dataset.lengths(), config.seed, stream + epoch as u64)?;
+        if batches.is_empty() {
+            return Err(TrainError::InvalidConfig(format!("the {task} data has no training examples")));
+        }
         let total_steps = config.epochs * batches.len().div_ceil(config.gradient_accumulation);
-        let bar = progress(config, batches.len() as u64, &format!("{task} epoch {epoch}/{}", config.epochs));
+        self.observer.on_epoch_start(&EpochStart {
+            phase: task.to_string(),
+            epoch,
+            epochs: config.epochs,
+            batches: batches.len(),
+        });
         let mut losses = Vec::with_capacity(batches.len());
         let mut examples = 0;
+        let mut timing = EpochTiming::default();
         optimizer.zero_grad();
         for (index, indices) in batches.iter().enumerate() {
             let step = index + 1;
+            let clock = Instant::now();
             let loss = self.loss(task, dataset, indices)?;
             let value = checked(&loss, task, epoch, step)?;
+            let forward = clock.elapsed().as_secs_f64();
             (loss / config.gradient_accumulation as f64).backward();
+            timing.forward += forward;
+            timing.backward += clock.elapsed().as_secs_f64() - forward;
             losses.push(value);
             examples += indices.len();
             if step % config.gradient_accumulation == 0 || step == batches.len() {
-                let record = self.optimizer_step(optimizer, task.to_string(), epoch, step, value, total_steps);
+                let clock = Instant::now();
+                let record =
+                    self.optimizer_step(optimizer, task.to_string(), epoch, step, value, phase_step, total_steps);
+                timing.optimizer += clock.elapsed().as_secs_f64();
                 self.observer.on_step(&record);
             }
-            bar.set_message(format!("loss {value:.4}, {:.0} ex/s", examples as f64 / started.elapsed().as_secs_f64()));
-            bar.inc(1);
+            self.observer.on_batch(value, indices.len());
         }
-        bar.finish_and_clear();
-        let record = EpochRecord {
+        Ok(EpochRecord {
             task: task.to_string(),
             epoch,
             mean_loss: mean(&losses),
             steps: batches.len(),
             examples,
             seconds: started.elapsed().as_secs_f64(),
+            timing,
             cached: self.cached(task),
-        };
-        tracing::info!(task = %task, epoch, mean_loss = record.mean_loss, seconds = record.seconds, "epoch done");
-        self.observer.on_epoch(&record);
-        Ok(record)
+            validation: None,
+        })
     }
 
-    fn combined_epoch(&mut self, data: TaskData<'_>, optimizer: &mut Adam, epoch: usize) -> Result<EpochRecord> {
+    fn combined_epoch(
+        &mut self,
+        data: TaskData<'_>,
+        optimizer: &mut Adam,
+        epoch: usize,
+        phase_step: &mut usize,
+    ) -> Result<EpochRecord> {
         let started = Instant::now();
         let config = self.config;
         let (Some(classification), Some(ner)) = (data.classification, data.ner) else {
@@ -462,44 +515,59 @@ impl Trainer<'_> {
         ];
         let steps = streams[0].per_pass.max(streams[1].per_pass);
         let total_steps = config.epochs * steps.div_ceil(config.gradient_accumulation);
-        let bar = progress(config, steps as u64, &format!("combined epoch {epoch}/{}", config.epochs));
+        self.observer.on_epoch_start(&EpochStart {
+            phase: "combined".into(),
+            epoch,
+            epochs: config.epochs,
+            batches: steps,
+        });
         let weight = config.classification_weight;
         let mut losses = Vec::with_capacity(steps);
         let mut examples = 0;
+        let mut timing = EpochTiming::default();
         optimizer.zero_grad();
         for step in 1..=steps {
             let class_indices = streams[0].next_batch()?;
             let ner_indices = streams[1].next_batch()?;
+            let clock = Instant::now();
             let class_loss = self.loss(Task::Classification, classification, &class_indices)?;
             checked(&class_loss, Task::Classification, epoch, step)?;
             let ner_loss = self.loss(Task::Ner, ner, &ner_indices)?;
             checked(&ner_loss, Task::Ner, epoch, step)?;
             let loss = class_loss * weight + ner_loss * (1.0 - weight);
             let value = loss.double_value(&[]);
+            let forward = clock.elapsed().as_secs_f64();
             (loss / config.gradient_accumulation as f64).backward();
+            timing.forward += forward;
+            timing.backward += clock.elapsed().as_secs_f64() - forward;
             losses.push(value);
-            examples += class_indices.len() + ner_indices.len();
+            let batch_examples = class_indices.len() + ner_indices.len();
+            examples += batch_examples;
             if step % config.gradient_accumulation == 0 || step == steps {
-                let record = self.optimizer_step(optimizer, "combined".into(), epoch, step, value, total_steps);
+                let clock = Instant::now();
+                let record =
+                    self.optimizer_step(optimizer, "combined".into(), epoch, step, value, phase_step, total_steps);
+                timing.optimizer += clock.elapsed().as_secs_f64();
                 self.observer.on_step(&record);
             }
-            bar.set_message(format!("loss {value:.4}"));
-            bar.inc(1);
+            self.observer.on_batch(value, batch_examples);
         }
-        bar.finish_and_clear();
-        let record = EpochRecord {
+        Ok(EpochRecord {
             task: "combined".into(),
             epoch,
             mean_loss: mean(&losses),
             steps,
             examples,
             seconds: started.elapsed().as_secs_f64(),
+            timing,
             cached: self.cached(Task::Classification) && self.cached(Task::Ner),
-        };
-        self.observer.on_epoch(&record);
-        Ok(record)
+            validation: None,
+        })
     }
 
+    /// Clips, steps the optimizer at the schedule's rate for the phase's `phase_step`-th step of `total_steps`,
+    /// and clears the gradients.
+    #[allow(clippy::too_many_arguments)]
     fn optimizer_step(
         &mut self,
         optimizer: &mut Adam,
@@ -507,14 +575,16 @@ impl Trainer<'_> {
         epoch: usize,
         step: usize,
         loss: f64,
+        phase_step: &mut usize,
         total_steps: usize,
     ) -> StepRecord {
         if let Some(max_norm) = self.config.max_grad_norm {
             optimizer.clip_grad_norm(max_norm);
         }
-        let lr_factor = self.config.schedule.factor(self.global_step, total_steps);
+        let lr_factor = self.config.schedule.factor(*phase_step, total_steps);
         optimizer.step(lr_factor);
         optimizer.zero_grad();
+        *phase_step += 1;
         self.global_step += 1;
         StepRecord { task, epoch, step, global_step: self.global_step, loss, lr_factor }
     }
@@ -567,17 +637,4 @@ fn mean(values: &[f64]) -> f64 {
     } else {
         values.iter().sum::<f64>() / values.len() as f64
     }
-}
-
-fn progress(config: &TrainConfig, length: u64, prefix: &str) -> ProgressBar {
-    if !config.progress {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(length);
-    let style = ProgressStyle::with_template("{prefix:>28} [{bar:30}] {pos}/{len} {elapsed_precise} ETA {eta} {msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_prefix(prefix.to_string());
-    bar
 }

@@ -1,8 +1,9 @@
 //! Adam and AdamW over named parameter groups, each with its own learning rate (for layer-wise rates), with
-//! global gradient-norm clipping. Updates follow `torch.optim.Adam` / `torch.optim.AdamW` step for step.
+//! global gradient-norm clipping. Updates follow `torch.optim.Adam` / `torch.optim.AdamW` step for step, in place.
+//! Weight decay skips biases and LayerNorm parameters ([`heads::takes_weight_decay`]).
 
 use crate::config::OptimizerKind;
-use heads::ParamGroup;
+use heads::{takes_weight_decay, ParamGroup};
 use tch::Tensor;
 
 const BETA1: f64 = 0.9;
@@ -13,6 +14,8 @@ struct ParamState {
     tensor: Tensor,
     first_moment: Tensor,
     second_moment: Tensor,
+    /// Whether weight decay applies.
+    decays: bool,
 }
 
 struct GroupState {
@@ -39,9 +42,10 @@ impl Adam {
                 params: group
                     .parameters
                     .into_iter()
-                    .map(|(_, tensor)| ParamState {
+                    .map(|(name, tensor)| ParamState {
                         first_moment: tensor.zeros_like(),
                         second_moment: tensor.zeros_like(),
+                        decays: takes_weight_decay(&name),
                         tensor,
                     })
                     .collect(),
@@ -91,7 +95,7 @@ impl Adam {
     pub fn step(&mut self, lr_factor: f64) {
         self.steps += 1;
         let bias1 = 1.0 - BETA1.powi(self.steps);
-        let bias2 = 1.0 - BETA2.powi(self.steps);
+        let bias2_sqrt = (1.0 - BETA2.powi(self.steps)).sqrt();
         let kind = self.kind;
         tch::no_grad(|| {
             for group in &mut self.groups {
@@ -102,20 +106,21 @@ impl Adam {
                         continue;
                     }
                     let grad = match kind {
-                        OptimizerKind::Adam { weight_decay } if weight_decay > 0.0 => {
+                        OptimizerKind::Adam { weight_decay } if weight_decay > 0.0 && param.decays => {
                             &grad + &param.tensor * weight_decay
                         }
-                        OptimizerKind::AdamW { weight_decay } if weight_decay > 0.0 => {
+                        OptimizerKind::AdamW { weight_decay } if weight_decay > 0.0 && param.decays => {
                             let _ = param.tensor.g_mul_scalar_(1.0 - lr * weight_decay);
                             grad
                         }
                         _ => grad,
                     };
-                    let _ = param.first_moment.g_mul_scalar_(BETA1).g_add_(&(&grad * (1.0 - BETA1)));
-                    let _ = param.second_moment.g_mul_scalar_(BETA2).g_add_(&(&grad * &grad * (1.0 - BETA2)));
-                    let denominator = param.second_moment.sqrt() / bias2.sqrt() + EPSILON;
-                    let update = &param.first_moment / denominator * (lr / bias1);
-                    let _ = param.tensor.g_sub_(&update);
+                    // m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  p -= lr / bias1 * m / (sqrt(v) / sqrt(bias2) + eps)
+                    let _ = param.first_moment.lerp_(&grad, 1.0 - BETA1);
+                    let _ = param.second_moment.g_mul_scalar_(BETA2).addcmul_(&grad, &(&grad * (1.0 - BETA2)));
+                    let mut denominator = param.second_moment.sqrt();
+                    let _ = denominator.g_div_scalar_(bias2_sqrt).g_add_scalar_(EPSILON);
+                    let _ = param.tensor.addcdiv_(&(&param.first_moment * (-lr / bias1)), &denominator);
                 }
             }
         });
@@ -157,6 +162,31 @@ mod tests {
         }
         assert!(w.abs().max().double_value(&[]) < 0.1, "{w:?}");
         let _ = Device::Cpu;
+    }
+
+    #[test]
+    fn adamw_decays_weights_but_not_biases_and_matches_torch() {
+        // torch.optim.AdamW(lr=0.1, weight_decay=0.5), two steps on loss = sum(w * [2, -3]) + sum(b):
+        // the weight shrinks by lr * wd before each Adam step, the bias (no decay) only takes the Adam steps.
+        let w = Tensor::from_slice(&[1.0f32, -2.0]).set_requires_grad(true);
+        let b = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
+        let groups = vec![ParamGroup {
+            name: "g".into(),
+            lr: 0.1,
+            parameters: vec![("head.weight".into(), w.shallow_clone()), ("head.bias".into(), b.shallow_clone())],
+        }];
+        let mut adamw = Adam::new(groups, OptimizerKind::AdamW { weight_decay: 0.5 });
+        for _ in 0..2 {
+            adamw.zero_grad();
+            ((&w * Tensor::from_slice(&[2.0f32, -3.0])).sum(Kind::Float) + b.sum(Kind::Float)).backward();
+            adamw.step(1.0);
+        }
+        // Constant gradients: each Adam step is lr * sign(g) (m / sqrt(v) = sign(g) after bias correction).
+        let expected_w = [(1.0 * 0.95 - 0.1) * 0.95 - 0.1, (-2.0 * 0.95 + 0.1) * 0.95 + 0.1];
+        for (i, expected) in expected_w.iter().enumerate() {
+            assert!((w.double_value(&[i as i64]) - expected).abs() < 1e-5, "w[{i}] {w:?}");
+        }
+        assert!((b.double_value(&[0]) - 0.8).abs() < 1e-5, "the bias took no decay: {b:?}");
     }
 
     #[test]

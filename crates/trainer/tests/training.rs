@@ -7,15 +7,18 @@ use encoder::{BertConfig, Pooling};
 use heads::{FreezeStrategy, MultiTaskConfig, MultiTaskModel};
 use tch::{Device, Tensor};
 use trainer::{
-    evaluate, train_and_evaluate, FeatureCache, Mode, NoObserver, Observer, StepRecord, TaskData, TrainConfig,
+    evaluate, train_and_evaluate, FeatureCache, Mode, NoObserver, Observer, Split, StepRecord, TaskData, TrainConfig,
     TrainError,
 };
 
 const CLS: u32 = 2;
 const SEP: u32 = 3;
 
+/// A fifth of the examples (seeded) for testing, the rest for training.
 fn dataset(examples: Vec<Encoded>, label_names: &[&str], test_every: usize) -> PreparedDataset {
-    let (train, test): (Vec<usize>, Vec<usize>) = (0..examples.len()).partition(|i| i % test_every != 0);
+    let split = datasets::train_test_split(examples.len(), datasets::TestSize::Count(examples.len() / test_every), 0)
+        .expect("split");
+    let (train, test) = (split.train, split.test);
     PreparedDataset {
         data: ProcessedDataset {
             examples,
@@ -26,6 +29,7 @@ fn dataset(examples: Vec<Encoded>, label_names: &[&str], test_every: usize) -> P
             pad_id: 0,
         },
         train,
+        validation: Vec::new(),
         test,
         cache: CacheReport { status: CacheStatus::Disabled, path: None, write_error: None },
     }
@@ -115,10 +119,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     TORCH_RNG.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn quiet(config: TrainConfig) -> TrainConfig {
-    TrainConfig { progress: false, ..config }
-}
-
 fn weights(model: &MultiTaskModel) -> Vec<(String, Tensor)> {
     model.named_parameters().into_iter().map(|(n, t)| (n, t.detach().copy())).collect()
 }
@@ -141,8 +141,7 @@ fn a_tiny_model_learns_both_synthetic_tasks() {
     ];
     for (mode, data) in runs {
         let model = tiny_model(0.0, 1);
-        let config =
-            quiet(TrainConfig { mode, epochs: 8, batch_size: 8, learning_rate: 1e-3, ..TrainConfig::default() });
+        let config = TrainConfig { mode, epochs: 8, batch_size: 8, learning_rate: 1e-3, ..TrainConfig::default() };
         let outcome =
             train_and_evaluate(&model, &FreezeStrategy::All, data, &config, None, &mut NoObserver).expect("trains");
         let first = outcome.epochs.first().expect("epochs").mean_loss;
@@ -165,7 +164,7 @@ fn cached_and_uncached_heads_only_training_give_the_same_weights() {
     let (classification, ner) = (classification_data(40), ner_data(40));
     let run = |feature_cache: bool, dropout: f64, data: TaskData<'_>| {
         let model = tiny_model(dropout, 7);
-        let config = quiet(TrainConfig { epochs: 2, batch_size: 4, feature_cache, ..TrainConfig::default() });
+        let config = TrainConfig { epochs: 2, batch_size: 4, feature_cache, ..TrainConfig::default() };
         let outcome = train_and_evaluate(&model, &FreezeStrategy::HeadsOnly, data, &config, None, &mut NoObserver)
             .expect("trains");
         assert_eq!(outcome.feature_cache.is_some(), feature_cache);
@@ -193,7 +192,7 @@ fn a_cache_built_beforehand_scores_the_untrained_model_and_serves_training() {
     let _rng = serial();
     let (classification, ner) = (classification_data(40), ner_data(40));
     let data = TaskData { classification: Some(&classification), ner: Some(&ner) };
-    let config = quiet(TrainConfig { epochs: 2, batch_size: 4, ..TrainConfig::default() });
+    let config = TrainConfig { epochs: 2, batch_size: 4, ..TrainConfig::default() };
     let scores = |e: &trainer::Evaluation| {
         (
             e.classification.as_ref().map(|c| c.report.accuracy),
@@ -204,10 +203,10 @@ fn a_cache_built_beforehand_scores_the_untrained_model_and_serves_training() {
     };
 
     let model = tiny_model(0.0, 7);
-    let cache = FeatureCache::build(&model, data, &config).expect("cache");
+    let cache = FeatureCache::build(&model, data, 32, false).expect("cache");
     assert_eq!(cache.report().classification.rows, 40);
-    let live = evaluate(&model, data, 4, None).expect("live evaluation");
-    let cached = evaluate(&model, data, 4, Some(&cache)).expect("cached evaluation");
+    let live = evaluate(&model, data, Split::Test, 4, None).expect("live evaluation");
+    let cached = evaluate(&model, data, Split::Test, 4, Some(&cache)).expect("cached evaluation");
     assert_eq!(scores(&live), scores(&cached));
     let given = train_and_evaluate(&model, &FreezeStrategy::HeadsOnly, data, &config, Some(cache), &mut NoObserver)
         .expect("trains");
@@ -227,17 +226,17 @@ fn a_cache_that_cannot_serve_is_an_error() {
     let _rng = serial();
     let (classification, ner, other) = (classification_data(40), ner_data(40), classification_data(30));
     let data = TaskData { classification: Some(&classification), ner: Some(&ner) };
-    let config = quiet(TrainConfig { epochs: 1, batch_size: 4, ..TrainConfig::default() });
+    let config = TrainConfig { epochs: 1, batch_size: 4, ..TrainConfig::default() };
     let model = tiny_model(0.0, 7);
 
-    let cache = FeatureCache::build(&model, data, &config).expect("cache");
+    let cache = FeatureCache::build(&model, data, 32, false).expect("cache");
     let error = train_and_evaluate(&model, &FreezeStrategy::All, data, &config, Some(cache), &mut NoObserver)
         .expect_err("the encoder trains");
     assert!(matches!(&error, TrainError::InvalidConfig(m) if m.contains("trains the encoder")), "{error}");
 
-    let cache = FeatureCache::build(&model, data, &config).expect("cache");
+    let cache = FeatureCache::build(&model, data, 32, false).expect("cache");
     let data = TaskData { classification: Some(&other), ner: Some(&ner) };
-    assert!(matches!(evaluate(&model, data, 4, Some(&cache)), Err(TrainError::InvalidConfig(_))));
+    assert!(matches!(evaluate(&model, data, Split::Test, 4, Some(&cache)), Err(TrainError::InvalidConfig(_))));
     let error = train_and_evaluate(&model, &FreezeStrategy::HeadsOnly, data, &config, Some(cache), &mut NoObserver)
         .expect_err("other data");
     assert!(error.to_string().contains("other examples"), "{error}");
@@ -251,7 +250,7 @@ fn frozen_parameters_do_not_change() {
     for strategy in [FreezeStrategy::None, FreezeStrategy::HeadsOnly, FreezeStrategy::OutputLayers(1)] {
         let model = tiny_model(0.1, 3);
         let before = weights(&model);
-        let config = quiet(TrainConfig { epochs: 1, batch_size: 4, ..TrainConfig::default() });
+        let config = TrainConfig { epochs: 1, batch_size: 4, ..TrainConfig::default() };
         train_and_evaluate(&model, &strategy, data, &config, None, &mut NoObserver).expect("trains");
         for ((name, old), (_, new)) in before.iter().zip(weights(&model)) {
             let layer0 = name.starts_with("encoder.layer.0.") || name.starts_with("embeddings.");
@@ -280,7 +279,7 @@ fn combined_mode_cycles_the_shorter_task() {
     let (classification, ner) = (classification_data(50), ner_data(10));
     let data = TaskData { classification: Some(&classification), ner: Some(&ner) };
     let model = tiny_model(0.0, 5);
-    let config = quiet(TrainConfig { mode: Mode::Combined, epochs: 1, batch_size: 4, ..TrainConfig::default() });
+    let config = TrainConfig { mode: Mode::Combined, epochs: 1, batch_size: 4, ..TrainConfig::default() };
     let mut steps = Steps::default();
     let outcome =
         train_and_evaluate(&model, &FreezeStrategy::HeadsOnly, data, &config, None, &mut steps).expect("trains");
@@ -296,13 +295,13 @@ fn gradient_accumulation_equals_one_larger_batch() {
     let data = TaskData { classification: Some(&classification), ner: None };
     let run = |batch_size: usize, gradient_accumulation: usize| {
         let model = tiny_model(0.0, 11);
-        let config = quiet(TrainConfig {
+        let config = TrainConfig {
             epochs: 1,
             batch_size,
             gradient_accumulation,
             feature_cache: false,
             ..TrainConfig::default()
-        });
+        };
         train_and_evaluate(&model, &FreezeStrategy::All, data, &config, None, &mut NoObserver).expect("trains");
         weights(&model)
     };
@@ -327,7 +326,7 @@ fn a_non_finite_loss_stops_training_with_its_place() {
             }
         }
     });
-    let config = quiet(TrainConfig { epochs: 1, batch_size: 4, ..TrainConfig::default() });
+    let config = TrainConfig { epochs: 1, batch_size: 4, ..TrainConfig::default() };
     let error =
         train_and_evaluate(&model, &FreezeStrategy::HeadsOnly, data, &config, None, &mut NoObserver).unwrap_err();
     match error {
@@ -340,4 +339,200 @@ fn a_non_finite_loss_stops_training_with_its_place() {
     let message =
         TrainError::NonFiniteLoss { task: trainer::Task::Ner, epoch: 2, step: 7, value: f64::INFINITY }.to_string();
     assert!(message.contains("ner") && message.contains("epoch 2") && message.contains("step 7"), "{message}");
+}
+
+/// Copies of every variable after each epoch, and the epoch records.
+struct Snapshots {
+    variables: Vec<Tensor>,
+    after_epoch: Vec<Vec<Tensor>>,
+    records: Vec<trainer::EpochRecord>,
+}
+
+impl Snapshots {
+    fn of(model: &MultiTaskModel) -> Self {
+        let variables = model.named_parameters().into_iter().map(|(_, t)| t).collect();
+        Self { variables, after_epoch: Vec::new(), records: Vec::new() }
+    }
+}
+
+impl Observer for Snapshots {
+    fn on_epoch(&mut self, record: &trainer::EpochRecord) {
+        self.after_epoch.push(tch::no_grad(|| self.variables.iter().map(Tensor::copy).collect()));
+        self.records.push(record.clone());
+    }
+}
+
+fn same(a: &[Tensor], b: &[Tensor]) -> bool {
+    a.iter().zip(b).all(|(x, y)| x.equal(y))
+}
+
+#[test]
+fn the_best_validation_epoch_is_kept_and_training_stops_early() {
+    let _rng = serial();
+    // Validation examples labelled against the training rule: the better the model learns the training data, the
+    // worse its validation accuracy, so the first epoch is the best and the second makes things worse.
+    let mut data = classification_data(120);
+    let validation: Vec<usize> = data.train.iter().copied().filter(|i| i % 4 == 1).collect();
+    data.train.retain(|i| i % 4 != 1);
+    for &index in &validation {
+        if let Target::Class(class) = &mut data.data.examples[index].target {
+            *class = 1 - *class;
+        }
+    }
+    data.validation = validation;
+    let tasks = TaskData { classification: Some(&data), ner: None };
+    let model = tiny_model(0.0, 3);
+    let config =
+        TrainConfig { epochs: 6, batch_size: 8, learning_rate: 3e-3, patience: Some(2), ..TrainConfig::default() };
+    let mut snapshots = Snapshots::of(&model);
+    let outcome =
+        train_and_evaluate(&model, &FreezeStrategy::All, tasks, &config, None, &mut snapshots).expect("trains");
+    let phase = &outcome.phases[0];
+    let metrics: Vec<f64> =
+        snapshots.records.iter().map(|r| r.validation.as_ref().expect("validated").metric).collect();
+    assert!(phase.stopped_early && phase.epochs_run < 6, "{phase:?}, validation {metrics:?}");
+    assert_eq!(phase.epochs_run, phase.kept_epoch + 2, "patience 2: {phase:?}, {metrics:?}");
+    let best = metrics.iter().cloned().fold(f64::MIN, f64::max);
+    assert_eq!(metrics[phase.kept_epoch - 1], best, "{metrics:?}");
+    assert_eq!(phase.best_metric, Some(best));
+    // The final weights are the kept epoch's, not the last epoch's.
+    let final_weights: Vec<Tensor> = snapshots.variables.iter().map(Tensor::copy).collect();
+    assert!(same(&final_weights, &snapshots.after_epoch[phase.kept_epoch - 1]), "kept epoch not restored");
+    assert!(!same(&final_weights, &snapshots.after_epoch[phase.epochs_run - 1]), "the last epoch was kept");
+    let flagged: Vec<usize> =
+        snapshots.records.iter().filter(|r| r.validation.as_ref().is_some_and(|v| v.best)).map(|r| r.epoch).collect();
+    assert_eq!(flagged.last(), Some(&phase.kept_epoch), "the records flag the kept epoch as the last best");
+    // The test scores after training are those of the kept weights.
+    let rescored = evaluate(&model, tasks, Split::Test, 8, None).expect("evaluates");
+    let accuracy = |e: &trainer::Evaluation| e.classification.as_ref().map(|c| c.report.accuracy);
+    assert_eq!(accuracy(&rescored), accuracy(&outcome.after));
+}
+
+#[test]
+fn patience_needs_validation_examples() {
+    let _rng = serial();
+    let data = classification_data(40);
+    let tasks = TaskData { classification: Some(&data), ner: None };
+    let config = TrainConfig { patience: Some(1), ..TrainConfig::default() };
+    let error =
+        train_and_evaluate(&tiny_model(0.0, 1), &FreezeStrategy::HeadsOnly, tasks, &config, None, &mut NoObserver)
+            .unwrap_err();
+    assert!(error.to_string().contains("validation"), "{error}");
+}
+
+#[test]
+fn the_finetune_recipe_learns_both_tasks_with_validation_in_either_mode() {
+    let _rng = serial();
+    let (mut classification, mut ner) = (classification_data(200), ner_data(100));
+    classification.hold_out_validation(0.25, 1).expect("validation");
+    ner.hold_out_validation(0.25, 1).expect("validation");
+    let recipe = trainer::Recipe::Finetune.settings();
+    assert_eq!(recipe.train.mode, Mode::Combined);
+    // Combined mode trains the shared encoder on both tasks at once; separate mode is checked one task at a time
+    // (training NER after classification moves the encoder away from the classification head).
+    let runs = [
+        (Mode::Combined, TaskData { classification: Some(&classification), ner: Some(&ner) }),
+        (Mode::Separate, TaskData { classification: Some(&classification), ner: None }),
+        (Mode::Separate, TaskData { classification: None, ner: Some(&ner) }),
+    ];
+    for (mode, data) in runs {
+        let model = tiny_model(0.1, 1);
+        // A random tiny encoder learns from scratch: it takes a larger rate than a pretrained one is tuned at.
+        let config = TrainConfig {
+            mode,
+            epochs: 8,
+            batch_size: 8,
+            encoder_learning_rate: Some(1e-3),
+            patience: None,
+            ..recipe.train.clone()
+        };
+        let mut steps = Steps::default();
+        let outcome = train_and_evaluate(&model, &recipe.strategy, data, &config, None, &mut steps).expect("trains");
+        if let Some(classification) = &outcome.after.classification {
+            let accuracy = classification.report.accuracy;
+            assert!(accuracy >= 0.9, "{mode:?}: accuracy {accuracy}, {:?}", outcome.phases);
+            assert!(
+                classification.accuracy_interval.low <= accuracy && accuracy <= classification.accuracy_interval.high
+            );
+        }
+        if let Some(ner) = &outcome.after.ner {
+            assert!(
+                ner.report.micro_avg.f1 >= 0.9,
+                "{mode:?}: NER F1 {}, {:?}",
+                ner.report.micro_avg.f1,
+                outcome.phases
+            );
+        }
+        assert!(outcome.epochs.iter().all(|e| e.validation.is_some()), "{mode:?}: every epoch is validated");
+        assert_eq!(outcome.phases.len(), 1);
+        assert!(outcome.phases[0].best_metric.is_some());
+        // The schedule warms up from a small, non-zero rate.
+        let first = steps.0.first().expect("steps");
+        assert!(first.lr_factor > 0.0 && first.lr_factor < 0.5, "{mode:?}: first factor {}", first.lr_factor);
+    }
+}
+
+#[test]
+fn each_separate_phase_has_its_own_warm_up_and_decay() {
+    let _rng = serial();
+    let (classification, ner) = (classification_data(40), ner_data(40));
+    let data = TaskData { classification: Some(&classification), ner: Some(&ner) };
+    let config = TrainConfig {
+        epochs: 2,
+        batch_size: 4,
+        schedule: trainer::Schedule::LinearWarmupDecay { warmup_ratio: 0.25 },
+        ..TrainConfig::default()
+    };
+    let mut steps = Steps::default();
+    train_and_evaluate(&tiny_model(0.0, 2), &FreezeStrategy::HeadsOnly, data, &config, None, &mut steps)
+        .expect("trains");
+    for task in ["classification", "ner"] {
+        let factors: Vec<f64> = steps.0.iter().filter(|s| s.task == task).map(|s| s.lr_factor).collect();
+        // 2 epochs of 8 batches: 4 warm-up steps rising to 1, then a decay towards 0.
+        assert_eq!(factors.len(), 16, "{task}");
+        assert_eq!(&factors[..4], [0.25, 0.5, 0.75, 1.0], "{task}: {factors:?}");
+        assert!(factors[4..].windows(2).all(|w| w[1] < w[0]) && factors[15] > 0.0, "{task}: {factors:?}");
+    }
+}
+
+#[test]
+fn strategies_with_layer_decay_change_only_what_they_train() {
+    let _rng = serial();
+    let (classification, ner) = (classification_data(20), ner_data(20));
+    let data = TaskData { classification: Some(&classification), ner: Some(&ner) };
+    for strategy in [FreezeStrategy::OutputLayers(1), FreezeStrategy::All] {
+        let model = tiny_model(0.1, 3);
+        let before = weights(&model);
+        let config = TrainConfig {
+            epochs: 1,
+            batch_size: 4,
+            encoder_learning_rate: Some(1e-4),
+            layer_decay: Some(0.5),
+            optimizer: trainer::OptimizerKind::AdamW { weight_decay: 0.01 },
+            ..TrainConfig::default()
+        };
+        train_and_evaluate(&model, &strategy, data, &config, None, &mut NoObserver).expect("trains");
+        for ((name, old), (_, new)) in before.iter().zip(weights(&model)) {
+            let frozen = strategy == FreezeStrategy::OutputLayers(1)
+                && (name.starts_with("encoder.layer.0.") || name.starts_with("embeddings."));
+            assert_eq!(frozen, old.equal(&new), "{strategy}: {name} frozen={frozen}");
+        }
+    }
+}
+
+#[test]
+fn bf16_training_keeps_f32_weights_and_learns() {
+    let _rng = serial();
+    let classification = classification_data(120);
+    let data = TaskData { classification: Some(&classification), ner: None };
+    let mut model = tiny_model(0.0, 4);
+    model.set_precision(encoder::Precision::Bf16).expect("bf16");
+    let config = TrainConfig { epochs: 6, batch_size: 8, learning_rate: 3e-3, ..TrainConfig::default() };
+    let outcome =
+        train_and_evaluate(&model, &FreezeStrategy::All, data, &config, None, &mut NoObserver).expect("trains");
+    assert!(model.named_parameters().iter().all(|(_, t)| t.kind() == tch::Kind::Float), "master weights stay f32");
+    let first = outcome.epochs.first().expect("epochs").mean_loss;
+    let last = outcome.epochs.last().expect("epochs").mean_loss;
+    assert!(last < first * 0.5, "bf16 loss {first} -> {last}");
+    assert!(outcome.after.classification.expect("scored").report.accuracy >= 0.9);
 }

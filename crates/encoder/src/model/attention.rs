@@ -2,7 +2,7 @@
 
 use crate::config::BertConfig;
 use tch::nn::{self, Module};
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 /// Multi-head self-attention (`attention.self.{query,key,value}`).
 #[derive(Debug)]
@@ -31,11 +31,13 @@ impl BertSelfAttention {
 
     /// `hidden` is `[batch, seq, hidden]`; `additive_mask` is `[batch, 1, 1, seq]`, 0 where a key may be attended
     /// and a large negative number at padding, or `None` when nothing is padded (the kernel's faster path).
-    /// Returns the per-head contexts merged back to `[batch, seq, hidden]`.
-    pub fn forward_t(&self, hidden: &Tensor, additive_mask: Option<&Tensor>, train: bool) -> Tensor {
+    /// Returns the per-head contexts merged back to `[batch, seq, hidden]`, in the `compute` dtype (the dtype of
+    /// the projections and the attention; the mask must be of that dtype too).
+    pub fn forward_t(&self, hidden: &Tensor, additive_mask: Option<&Tensor>, train: bool, compute: Kind) -> Tensor {
         let (batch, seq) = (hidden.size()[0], hidden.size()[1]);
+        let hidden = hidden.to_kind(compute);
         let heads = |projection: &nn::Linear| {
-            projection.forward(hidden).view([batch, seq, self.num_heads, self.head_dim]).transpose(1, 2)
+            project(projection, &hidden, compute).view([batch, seq, self.num_heads, self.head_dim]).transpose(1, 2)
         };
         let (query, key, value) = (heads(&self.query), heads(&self.key), heads(&self.value));
         // libtorch's fused kernel computes softmax(q k^T / sqrt(d) + mask) v, with dropout on the probabilities.
@@ -64,10 +66,11 @@ impl BertSelfOutput {
         }
     }
 
-    /// LayerNorm(dropout(dense(context)) + residual).
-    pub fn forward_t(&self, context: &Tensor, residual: &Tensor, train: bool) -> Tensor {
-        let projected = self.dense.forward(context).dropout(self.dropout, train);
-        self.layer_norm.forward(&(projected + residual))
+    /// LayerNorm(dropout(dense(context)) + residual): the projection in the `compute` dtype, the sum and the
+    /// LayerNorm in the residual's (f32).
+    pub fn forward_t(&self, context: &Tensor, residual: &Tensor, train: bool, compute: Kind) -> Tensor {
+        let projected = project(&self.dense, context, compute).dropout(self.dropout, train);
+        self.layer_norm.forward(&(projected.to_kind(residual.kind()) + residual))
     }
 }
 
@@ -87,11 +90,21 @@ impl BertAttention {
         }
     }
 
-    /// Attention over `hidden` with the additive padding mask (`None`: no padding).
-    pub fn forward_t(&self, hidden: &Tensor, additive_mask: Option<&Tensor>, train: bool) -> Tensor {
-        let context = self.self_attention.forward_t(hidden, additive_mask, train);
-        self.output.forward_t(&context, hidden, train)
+    /// Attention over `hidden` with the additive padding mask (`None`: no padding), matrix products in `compute`.
+    pub fn forward_t(&self, hidden: &Tensor, additive_mask: Option<&Tensor>, train: bool, compute: Kind) -> Tensor {
+        let context = self.self_attention.forward_t(hidden, additive_mask, train, compute);
+        self.output.forward_t(&context, hidden, train, compute)
     }
+}
+
+/// `linear(input)` in the `compute` dtype: in f32 the layer itself; otherwise the input, weight and bias cast to
+/// `compute` (the casts are part of the autograd graph, so gradients reach the f32 weights).
+pub(crate) fn project(linear: &nn::Linear, input: &Tensor, compute: Kind) -> Tensor {
+    if compute == linear.ws.kind() {
+        return linear.forward(input);
+    }
+    let bias = linear.bs.as_ref().map(|bias| bias.to_kind(compute));
+    input.to_kind(compute).linear(&linear.ws.to_kind(compute), bias.as_ref())
 }
 
 /// A linear layer initialised as BERT does (normal weights, zero bias).

@@ -1,9 +1,9 @@
 //! `BertIntermediate`, `BertOutput` and `BertLayer` (`encoder.layer.N.*`).
 
-use super::attention::{layer_norm, linear, BertAttention};
+use super::attention::{layer_norm, linear, project, BertAttention};
 use crate::config::{BertConfig, HiddenAct};
 use tch::nn::{self, Module};
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 /// The feed-forward expansion with its activation (`intermediate.dense`).
 #[derive(Debug)]
@@ -21,9 +21,9 @@ impl BertIntermediate {
         }
     }
 
-    /// activation(dense(hidden)).
-    pub fn forward(&self, hidden: &Tensor) -> Tensor {
-        let projected = self.dense.forward(hidden);
+    /// activation(dense(hidden)), in the `compute` dtype.
+    pub fn forward(&self, hidden: &Tensor, compute: Kind) -> Tensor {
+        let projected = project(&self.dense, hidden, compute);
         match self.activation {
             HiddenAct::Gelu => projected.gelu("none"),
             HiddenAct::GeluNew => projected.gelu("tanh"),
@@ -50,10 +50,11 @@ impl BertOutput {
         }
     }
 
-    /// LayerNorm(dropout(dense(intermediate)) + residual).
-    pub fn forward_t(&self, intermediate: &Tensor, residual: &Tensor, train: bool) -> Tensor {
-        let projected = self.dense.forward(intermediate).dropout(self.dropout, train);
-        self.layer_norm.forward(&(projected + residual))
+    /// LayerNorm(dropout(dense(intermediate)) + residual): the projection in the `compute` dtype, the sum and the
+    /// LayerNorm in the residual's (f32).
+    pub fn forward_t(&self, intermediate: &Tensor, residual: &Tensor, train: bool, compute: Kind) -> Tensor {
+        let projected = project(&self.dense, intermediate, compute).dropout(self.dropout, train);
+        self.layer_norm.forward(&(projected.to_kind(residual.kind()) + residual))
     }
 }
 
@@ -75,10 +76,10 @@ impl BertLayer {
         }
     }
 
-    /// Runs the layer on `[batch, seq, hidden]` states.
-    pub fn forward_t(&self, hidden: &Tensor, additive_mask: Option<&Tensor>, train: bool) -> Tensor {
-        let attended = self.attention.forward_t(hidden, additive_mask, train);
-        let expanded = self.intermediate.forward(&attended);
-        self.output.forward_t(&expanded, &attended, train)
+    /// Runs the layer on `[batch, seq, hidden]` states, matrix products in the `compute` dtype.
+    pub fn forward_t(&self, hidden: &Tensor, additive_mask: Option<&Tensor>, train: bool, compute: Kind) -> Tensor {
+        let attended = self.attention.forward_t(hidden, additive_mask, train, compute);
+        let expanded = self.intermediate.forward(&attended, compute);
+        self.output.forward_t(&expanded, &attended, train, compute)
     }
 }

@@ -12,6 +12,7 @@ pub use layer::{BertIntermediate, BertLayer, BertOutput};
 
 use crate::config::BertConfig;
 use crate::error::{EncoderError, Result};
+use crate::precision::Precision;
 use tch::{nn, Kind, Tensor};
 
 /// The stack of transformer layers (`encoder.layer.*`).
@@ -28,11 +29,12 @@ impl BertEncoder {
         Self { layers }
     }
 
-    /// Runs every layer in turn (`additive_mask`: see [`additive_attention_mask`]; `None` when nothing is padded).
-    pub fn forward_t(&self, hidden: &Tensor, additive_mask: Option<&Tensor>, train: bool) -> Tensor {
+    /// Runs every layer in turn (`additive_mask`: see [`additive_attention_mask`], in the `compute` dtype; `None`
+    /// when nothing is padded), matrix products in `compute`.
+    pub fn forward_t(&self, hidden: &Tensor, additive_mask: Option<&Tensor>, train: bool, compute: Kind) -> Tensor {
         let mut hidden = hidden.shallow_clone();
         for layer in &self.layers {
-            hidden = layer.forward_t(&hidden, additive_mask, train);
+            hidden = layer.forward_t(&hidden, additive_mask, train, compute);
         }
         hidden
     }
@@ -51,6 +53,7 @@ pub struct BertModel {
     embeddings: BertEmbeddings,
     encoder: BertEncoder,
     config: BertConfig,
+    precision: Precision,
 }
 
 impl BertModel {
@@ -60,12 +63,30 @@ impl BertModel {
             embeddings: BertEmbeddings::new(&path / "embeddings", config),
             encoder: BertEncoder::new(&path / "encoder", config),
             config: config.clone(),
+            precision: Precision::F32,
         }
     }
 
     /// The configuration the model was built from.
     pub fn config(&self) -> &BertConfig {
         &self.config
+    }
+
+    /// Sets the compute precision (see [`crate::precision`]); `Auto` must be resolved for a device first
+    /// ([`Precision::resolve`]). The weights stay f32 either way.
+    pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        if precision == Precision::Auto {
+            return Err(EncoderError::InvalidInput(
+                "precision `auto` must be resolved for a device before it is set (Precision::resolve)".into(),
+            ));
+        }
+        self.precision = precision;
+        Ok(())
+    }
+
+    /// The compute precision (`F32` or `Bf16`).
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Runs the encoder.
@@ -110,10 +131,11 @@ impl BertModel {
             None => input_ids.zeros_like(),
         };
         let hidden = self.embeddings.forward_t(&input_ids, &token_type_ids, train);
+        let compute = self.precision.compute_kind();
         // A batch without padding needs no mask, and the attention kernel runs faster without one.
         let additive_mask =
-            attention_mask.filter(|mask| has_padding(mask)).map(|mask| additive_attention_mask(mask, hidden.kind()));
-        let last_hidden_state = self.encoder.forward_t(&hidden, additive_mask.as_ref(), train);
+            attention_mask.filter(|mask| has_padding(mask)).map(|mask| additive_attention_mask(mask, compute));
+        let last_hidden_state = self.encoder.forward_t(&hidden, additive_mask.as_ref(), train, compute);
         Ok(BertModelOutput { last_hidden_state })
     }
 }
@@ -130,6 +152,8 @@ pub fn additive_attention_mask(mask: &Tensor, kind: Kind) -> Tensor {
     let lowest = match kind {
         Kind::Double => f64::MIN,
         Kind::Half => -65504.0,
+        // The largest finite bfloat16, (2 - 2^-7) * 2^127: f32::MIN would round to -inf in bf16.
+        Kind::BFloat16 => -3.389_531_389_251_535_5e38,
         _ => f64::from(f32::MIN),
     };
     let keep = mask.to_kind(kind).unsqueeze(1).unsqueeze(1);

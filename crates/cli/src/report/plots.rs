@@ -1,13 +1,24 @@
-//! SVG plots of a run (plotters): loss curves, before/after scores, confusion matrix.
+//! SVG plots of a run (plotters): loss curves, before/after scores, confusion matrix. Each is drawn in memory and
+//! written atomically.
 
-use crate::error::{Result, TrainError};
-use crate::fit::{Evaluation, StepRecord};
+use super::write_atomic;
+use anyhow::{anyhow, Context, Result};
 use metrics::ClassificationReport;
 use plotters::prelude::*;
 use std::path::Path;
+use trainer::{Evaluation, StepRecord};
 
-fn plot_error(path: &Path) -> impl FnOnce(String) -> TrainError + '_ {
-    move |message| TrainError::Io { path: path.to_path_buf(), source: std::io::Error::other(message) }
+/// Draws into an SVG string with `draw`, then writes it to `path`.
+fn render(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(DrawingArea<SVGBackend<'_>, plotters::coord::Shift>) -> std::result::Result<(), String>,
+) -> Result<()> {
+    let mut svg = String::new();
+    draw(SVGBackend::with_string(&mut svg, size).into_drawing_area())
+        .map_err(|message| anyhow!(message))
+        .with_context(|| format!("cannot draw {}", path.display()))?;
+    write_atomic(path, svg.as_bytes())
 }
 
 const COLORS: [RGBColor; 4] =
@@ -15,11 +26,13 @@ const COLORS: [RGBColor; 4] =
 
 /// Loss per optimizer step, one line per task (or `combined`).
 pub fn loss_curves(path: &Path, steps: &[StepRecord]) -> Result<()> {
-    draw_loss(path, steps).map_err(plot_error(path))
+    render(path, (800, 450), |root| draw_loss(root, steps))
 }
 
-fn draw_loss(path: &Path, steps: &[StepRecord]) -> std::result::Result<(), String> {
-    let root = SVGBackend::new(path, (800, 450)).into_drawing_area();
+fn draw_loss(
+    root: DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    steps: &[StepRecord],
+) -> std::result::Result<(), String> {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let max_step = steps.iter().map(|s| s.global_step).max().unwrap_or(1).max(1);
     let max_loss = steps.iter().map(|s| s.loss).fold(0.0f64, f64::max).max(1e-3) * 1.05;
@@ -51,7 +64,7 @@ fn draw_loss(path: &Path, steps: &[StepRecord]) -> std::result::Result<(), Strin
 
 /// Bars of the headline scores before and after training.
 pub fn before_after(path: &Path, before: &Evaluation, after: &Evaluation) -> Result<()> {
-    draw_scores(path, before, after).map_err(plot_error(path))
+    render(path, (800, 450), |root| draw_scores(root, before, after))
 }
 
 fn headline(evaluation: &Evaluation) -> Vec<(String, f64)> {
@@ -67,9 +80,12 @@ fn headline(evaluation: &Evaluation) -> Vec<(String, f64)> {
     scores
 }
 
-fn draw_scores(path: &Path, before: &Evaluation, after: &Evaluation) -> std::result::Result<(), String> {
+fn draw_scores(
+    root: DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    before: &Evaluation,
+    after: &Evaluation,
+) -> std::result::Result<(), String> {
     let (before, after) = (headline(before), headline(after));
-    let root = SVGBackend::new(path, (800, 450)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let n = before.len().max(1);
     // Names are drawn under the bars, inside the plotting area (y < 0), as plotters has no categorical axis of f64.
@@ -102,15 +118,17 @@ fn draw_scores(path: &Path, before: &Evaluation, after: &Evaluation) -> std::res
 
 /// The confusion matrix of a classification report, as a heat map with counts.
 pub fn confusion_matrix(path: &Path, report: &ClassificationReport) -> Result<()> {
-    draw_confusion(path, report).map_err(plot_error(path))
+    render(path, (560, 520), |root| draw_confusion(root, report))
 }
 
-fn draw_confusion(path: &Path, report: &ClassificationReport) -> std::result::Result<(), String> {
+fn draw_confusion(
+    root: DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    report: &ClassificationReport,
+) -> std::result::Result<(), String> {
     let counts = &report.confusion_matrix.counts;
     let n = counts.len().max(1);
     let names: Vec<String> = report.classes.iter().map(|c| c.name.clone()).collect();
     let max = counts.iter().flatten().copied().max().unwrap_or(1).max(1) as f64;
-    let root = SVGBackend::new(path, (560, 520)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     // One extra column on the left for the true labels and one extra row on top for the predicted ones.
     let mut chart = ChartBuilder::on(&root)
@@ -154,17 +172,34 @@ fn draw_confusion(path: &Path, report: &ClassificationReport) -> std::result::Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use metrics::{classification_report, entity_report, EntityMode, Scheme};
+    use metrics::{
+        accuracy_interval, classification_report, entity_counts_per_sequence, entity_report, macro_f1_interval,
+        micro_f1_interval, BootstrapOptions, EntityMode, Scheme,
+    };
 
     #[test]
     fn plots_are_written_with_their_labels() {
         let dir = tempfile::tempdir().expect("tempdir");
         let report = classification_report(&[0, 1, 1, 0], &[0, 1, 0, 0], &["negative", "positive"]).expect("report");
         let gold = vec![vec!["B-LOC", "O"]];
-        let ner = entity_report(&gold, &gold, EntityMode::Strict(Scheme::Iob2)).expect("ner");
+        let mode = EntityMode::Strict(Scheme::Iob2);
+        let ner = entity_report(&gold, &gold, mode).expect("ner");
+        let options = BootstrapOptions::default();
+        let counts = entity_counts_per_sequence(&gold, &gold, mode).expect("counts");
         let evaluation = |accuracy_report: &ClassificationReport| Evaluation {
-            classification: Some(crate::ClassificationEvaluation { examples: 4, report: accuracy_report.clone() }),
-            ner: Some(crate::NerEvaluation { sentences: 1, words: 2, report: ner.clone(), first_example: None }),
+            classification: Some(trainer::ClassificationEvaluation {
+                examples: 4,
+                report: accuracy_report.clone(),
+                accuracy_interval: accuracy_interval(&[0, 1, 1, 0], &[0, 1, 0, 0], &options).expect("interval"),
+                macro_f1_interval: macro_f1_interval(&[0, 1, 1, 0], &[0, 1, 0, 0], 2, &options).expect("interval"),
+            }),
+            ner: Some(trainer::NerEvaluation {
+                sentences: 1,
+                words: 2,
+                report: ner.clone(),
+                micro_f1_interval: micro_f1_interval(&counts, &options).expect("interval"),
+                first_example: None,
+            }),
             seconds: 0.0,
         };
         let steps: Vec<StepRecord> = (1..=5)

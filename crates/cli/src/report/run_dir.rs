@@ -1,0 +1,105 @@
+//! A run directory: the configuration, per-step and per-epoch JSON lines, the before/after reports as text and
+//! JSON, and plots (SVG) of the loss curves, the before/after scores and the confusion matrix.
+
+use super::{evaluation_text, plots, write_atomic};
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use trainer::{EpochRecord, Observer, StepRecord, TrainOutcome};
+
+/// Step records are flushed to `steps.jsonl` at least every this many steps (and at every epoch).
+const FLUSH_EVERY_STEPS: usize = 50;
+
+/// Files of one run, under `runs/<name>/`.
+pub struct RunDirectory {
+    path: PathBuf,
+    steps: BufWriter<File>,
+    epochs: BufWriter<File>,
+    step_records: Vec<StepRecord>,
+    failed_write: Option<(PathBuf, std::io::Error)>,
+}
+
+impl RunDirectory {
+    /// Creates the directory (and its parents) and starts the JSON-lines logs.
+    pub fn create(path: impl Into<PathBuf>) -> Result<Self> {
+        let path = path.into();
+        std::fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        let open = |name: &str| -> Result<BufWriter<File>> {
+            let file = path.join(name);
+            let handle = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .open(&file)
+                .with_context(|| format!("cannot create {}", file.display()))?;
+            Ok(BufWriter::new(handle))
+        };
+        Ok(Self {
+            steps: open("steps.jsonl")?,
+            epochs: open("epochs.jsonl")?,
+            path,
+            step_records: Vec::new(),
+            failed_write: None,
+        })
+    }
+
+    /// Writes any serializable value as pretty JSON (atomically).
+    pub fn write_json(&self, name: &str, value: &impl Serialize) -> Result<()> {
+        let json = serde_json::to_vec_pretty(value)?;
+        write_atomic(&self.path.join(name), &json)
+    }
+
+    /// Writes a text file (atomically).
+    pub fn write_text(&self, name: &str, text: &str) -> Result<()> {
+        write_atomic(&self.path.join(name), text.as_bytes())
+    }
+
+    /// Flushes the logs and writes the reports and plots of a finished run.
+    pub fn finish(mut self, outcome: &TrainOutcome) -> Result<()> {
+        for (writer, name) in [(&mut self.steps, "steps.jsonl"), (&mut self.epochs, "epochs.jsonl")] {
+            writer.flush().with_context(|| format!("cannot write {}", self.path.join(name).display()))?;
+        }
+        if let Some((file, error)) = self.failed_write.take() {
+            return Err(error).with_context(|| format!("cannot write {}", file.display()));
+        }
+        self.write_json("before.json", &outcome.before)?;
+        self.write_json("after.json", &outcome.after)?;
+        self.write_text("before.txt", &evaluation_text(&outcome.before))?;
+        self.write_text("after.txt", &evaluation_text(&outcome.after))?;
+        plots::loss_curves(&self.path.join("loss.svg"), &self.step_records)?;
+        plots::before_after(&self.path.join("scores.svg"), &outcome.before, &outcome.after)?;
+        if let Some(classification) = &outcome.after.classification {
+            plots::confusion_matrix(&self.path.join("confusion_matrix.svg"), &classification.report)?;
+        }
+        Ok(())
+    }
+
+    /// Appends one JSON line; the first failure is kept and reported by [`finish`](Self::finish).
+    fn append(&mut self, name: &str, value: &impl Serialize, flush: bool) {
+        let writer = if name == "steps.jsonl" { &mut self.steps } else { &mut self.epochs };
+        let result = serde_json::to_writer(&mut *writer, value)
+            .map_err(std::io::Error::other)
+            .and_then(|()| writer.write_all(b"\n"))
+            .and_then(|()| if flush { writer.flush() } else { Ok(()) });
+        if let (Err(error), None) = (result, self.failed_write.as_ref()) {
+            self.failed_write = Some((self.path.join(name), error));
+        }
+    }
+}
+
+impl Observer for RunDirectory {
+    fn on_step(&mut self, record: &StepRecord) {
+        let flush = record.global_step.is_multiple_of(FLUSH_EVERY_STEPS);
+        self.append("steps.jsonl", record, flush);
+        self.step_records.push(record.clone());
+    }
+
+    fn on_epoch(&mut self, record: &EpochRecord) {
+        self.append("epochs.jsonl", record, true);
+        if let Err(error) = self.steps.flush() {
+            self.failed_write.get_or_insert((self.path.join("steps.jsonl"), error));
+        }
+    }
+}
