@@ -231,7 +231,7 @@ pub enum Recipe {
     /// Fine-tuning: every layer trains on both tasks at once (combined mode), AdamW (weight decay 0.01) with the
     /// encoder at 1e-4 and the heads at 1e-3, 10% linear warm-up then linear decay, gradient clipping at 1.0,
     /// batch 16, no attention dropout, a 10% validation split that keeps the best epoch, and early stopping after
-    /// 2 epochs without improvement (at most 4).
+    /// 2 epochs without improvement (at most 3).
     Finetune,
 }
 
@@ -269,7 +269,7 @@ impl Recipe {
                 strategy: FreezeStrategy::All,
                 train: TrainConfig {
                     mode: Mode::Combined,
-                    epochs: 4,
+                    epochs: 3,
                     batch_size: 16,
                     learning_rate: 1e-3,
                     encoder_learning_rate: Some(1e-4),
