@@ -32,17 +32,32 @@ pub struct EmbedArgs {
     pub model: ModelArgs,
 }
 
+/// The console shows the vectors and similarities of at most this many texts.
+const SHOWN_TEXTS: usize = 20;
+
+/// The console shows this many leading values of each vector (fewer when the model is narrower).
+const SHOWN_VALUES: i64 = 5;
+
 /// Vectors of one pooling, with what the console shows of them.
 pub struct PooledEmbeddings {
     /// The pooling.
     pub pooling: Pooling,
     /// `[texts, hidden]`.
     pub vectors: Tensor,
-    /// `[texts, texts]` cosine similarities.
-    pub similarity: Tensor,
+    /// `[texts, texts]` cosine similarities, computed only when they are shown (at most 20 texts): a matrix for
+    /// every input would grow with the square of their number.
+    pub similarity: Option<Tensor>,
 }
 
 pub fn run(args: &EmbedArgs) -> Result<()> {
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    if let (Some(output), Some(file)) = (&args.output, &args.file) {
+        if same_file(output, file) {
+            bail!("--output {} is the input --file: choose another output path", output.display());
+        }
+    }
     let texts = collect_texts(&args.texts, args.file.as_deref())?;
     let device = device::parse(&args.model.device)?;
     let (encoder, precision) = load_encoder(&args.model.model, device)?.with_precision(args.model.precision)?;
@@ -60,6 +75,9 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
     };
     let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let results = embed(&encoder, &text_refs, &poolings, args.normalize, args.batch_size)?;
+    for result in &results {
+        check_finite(&result.vectors, result.pooling, &text_refs)?;
+    }
     print!("{}", render(&text_refs, &results));
     if let Some(output) = &args.output {
         let chosen = results.last().context("no pooling computed")?;
@@ -91,7 +109,7 @@ pub fn embed(
         .iter()
         .map(|&pooling| {
             let vectors = encoder.encode(texts, &EncodeOptions { pooling, normalize, batch_size })?;
-            let similarity = cosine_similarity_matrix(&vectors);
+            let similarity = (texts.len() <= SHOWN_TEXTS).then(|| cosine_similarity_matrix(&vectors));
             Ok(PooledEmbeddings { pooling, vectors, similarity })
         })
         .collect()
@@ -107,21 +125,21 @@ pub fn render(texts: &[&str], results: &[PooledEmbeddings]) -> String {
             name(result.pooling),
             result.vectors.size()[1]
         );
-        for (i, text) in texts.iter().enumerate().take(20) {
-            let row: Vec<f64> = Vec::try_from(result.vectors.get(i as i64).narrow(0, 0, 5).to_kind(tch::Kind::Double))
-                .unwrap_or_default();
+        let shown_values = SHOWN_VALUES.min(result.vectors.size()[1]);
+        for (i, text) in texts.iter().enumerate().take(SHOWN_TEXTS) {
+            let row: Vec<f64> =
+                Vec::try_from(result.vectors.get(i as i64).narrow(0, 0, shown_values).to_kind(tch::Kind::Double))
+                    .unwrap_or_default();
             let values: Vec<String> = row.iter().map(|v| format!("{v:+.6}")).collect();
             let _ = writeln!(out, "{:>3}. {:<50} [{}, ...]", i + 1, shorten(text, 50), values.join(", "));
         }
-        if texts.len() > 20 {
-            let _ = writeln!(out, "     ... {} more (use --output to get them all)", texts.len() - 20);
+        if texts.len() > SHOWN_TEXTS {
+            let _ = writeln!(out, "     ... {} more (use --output to get them all)", texts.len() - SHOWN_TEXTS);
         }
         let _ = writeln!(out);
     }
     for result in results {
-        if texts.len() > 20 {
-            break;
-        }
+        let Some(similarity) = &result.similarity else { break };
         let _ = writeln!(out, "--- Cosine similarity, {} ---", name(result.pooling));
         let _ = write!(out, "     ");
         for j in 0..texts.len() {
@@ -131,7 +149,7 @@ pub fn render(texts: &[&str], results: &[PooledEmbeddings]) -> String {
         for i in 0..texts.len() {
             let _ = write!(out, "{:>3}. ", i + 1);
             for j in 0..texts.len() {
-                let _ = write!(out, "{:>8.4}", result.similarity.double_value(&[i as i64, j as i64]));
+                let _ = write!(out, "{:>8.4}", similarity.double_value(&[i as i64, j as i64]));
             }
             let _ = writeln!(out);
         }
@@ -166,6 +184,32 @@ fn collect_texts(args: &[String], file: Option<&Path>) -> Result<Vec<String>> {
         bail!("no texts to embed: pass them as arguments or with --file (one a line)");
     }
     Ok(texts)
+}
+
+/// Refuses vectors with NaN or infinite values, naming the first text they came from.
+fn check_finite(vectors: &Tensor, pooling: Pooling, texts: &[&str]) -> Result<()> {
+    let bad_rows = vectors.isfinite().all_dim(1, false).logical_not().nonzero();
+    let count = bad_rows.size()[0];
+    if count == 0 {
+        return Ok(());
+    }
+    let first = usize::try_from(bad_rows.int64_value(&[0, 0])).unwrap_or(0);
+    bail!(
+        "the model produced NaN or infinite {} vectors for {count} of {} texts (first: text {}, {}); nothing was \
+         written. The model's weights or its config.json (e.g. layer_norm_eps) are damaged",
+        name(pooling),
+        texts.len(),
+        first + 1,
+        shorten(texts.get(first).copied().unwrap_or(""), 50)
+    )
+}
+
+/// Whether two paths name the same file (the same file once both exist; equal paths otherwise).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }
 
 fn write_vectors(path: &Path, texts: &[&str], vectors: &Tensor) -> Result<()> {

@@ -156,14 +156,9 @@ fn load_tokenizer(dir: &Path, model: &MultiTaskModel) -> Result<BertTokenizer> {
         .with_context(|| format!("invalid max_position_embeddings {}", config.max_position_embeddings))?;
     let tokenizer = BertTokenizer::from_dir(dir, max_length)
         .with_context(|| format!("cannot load the tokenizer of the checkpoint at {}", dir.display()))?;
-    let vocabulary = tokenizer.inner().get_vocab_size(true);
-    if i64::try_from(vocabulary).map_or(true, |size| size > config.vocab_size) {
-        bail!(
-            "the tokenizer at {} has {vocabulary} tokens but the model's vocabulary has {}: incompatible checkpoint",
-            dir.display(),
-            config.vocab_size
-        );
-    }
+    tokenizer
+        .check_fits(config.vocab_size)
+        .with_context(|| format!("the checkpoint at {} does not fit together", dir.display()))?;
     Ok(tokenizer)
 }
 

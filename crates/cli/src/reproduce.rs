@@ -2,7 +2,7 @@
 
 use crate::embed::{embed, load_encoder, render};
 use crate::report::progress::{Fanout, ProgressBars};
-use crate::report::run_dir::RunDirectory;
+use crate::report::run_dir::{self, RunDirectory};
 use crate::report::{epoch_line, evaluation_text, write_atomic};
 use crate::{device, ModelArgs};
 use anyhow::{bail, Context, Result};
@@ -37,9 +37,12 @@ pub struct ReproduceArgs {
     /// Where run directories are created.
     #[arg(long, default_value = "runs")]
     pub runs_dir: PathBuf,
-    /// Name of this run's directory (default: reproduce-<UTC time>).
+    /// Name of this run's directory under --runs-dir (default: reproduce-<UTC time>); it must not exist yet.
     #[arg(long)]
     pub name: Option<String>,
+    /// Replace an existing run of the same --name (its directory is deleted when this run starts).
+    #[arg(long)]
+    pub overwrite: bool,
     /// Classification data (XLSX or CSV with `review`,`sentiment`). Default: data/raw/classification_dataset.xlsx,
     /// else the embedded Rotten Tomatoes snippets.
     #[arg(long, value_name = "FILE")]
@@ -211,8 +214,19 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         bail!("--test-size must be at least 1");
     }
     let settings = settings(args, device)?;
-    let run_dir = args.runs_dir.join(args.name.clone().unwrap_or_else(|| format!("reproduce-{}", utc_stamp())));
-    std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
+    let name = args.name.clone().unwrap_or_else(|| format!("reproduce-{}", utc_stamp()));
+    let run_dir = run_dir::claim(&args.runs_dir, &name, args.overwrite)?;
+    let config = serde_json::json!({ "model": args.model.model, "settings": &settings });
+    let written = write_atomic(&run_dir.join("config.json"), &serde_json::to_vec_pretty(&config)?);
+    let result = written.and_then(|()| run_in(args, device, settings, &run_dir));
+    if result.is_err() {
+        run_dir::remove_unstarted(&run_dir);
+    }
+    result
+}
+
+/// The four tasks, in the run directory claimed for them.
+fn run_in(args: &ReproduceArgs, device: tch::Device, settings: Settings, run_dir: &Path) -> Result<()> {
     let mut report = String::from("# Reproduction of the notebook\n\n");
 
     println!("== Task 1: a BERT sentence encoder, checked against the reference ==");
@@ -239,7 +253,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         "\n== Task 4: training ({} recipe: {}, {} mode) ==",
         settings.recipe, settings.strategy, settings.train.mode
     );
-    let task4 = task4(args, settings, &model, data, cache, &run_dir, &mut report)?;
+    let task4 = task4(args, settings, &model, data, cache, run_dir, &mut report)?;
 
     let metrics = Metrics { device: device::describe(device), task1, task2, task3: table, task4 };
     write_atomic(&run_dir.join("metrics.json"), serde_json::to_string_pretty(&metrics)?.as_bytes())?;
@@ -370,8 +384,13 @@ fn task1(encoder: &SentenceEncoder, model_dir: &Path, started: Instant, report: 
         .map(|r| -> Result<SimilarityTable> {
             Ok(SimilarityTable {
                 pooling: r.pooling,
-                first_values: Vec::<Vec<f64>>::try_from(r.vectors.narrow(1, 0, 5).to_kind(tch::Kind::Double))?,
-                matrix: Vec::<Vec<f64>>::try_from(r.similarity.to_kind(tch::Kind::Double))?,
+                first_values: Vec::<Vec<f64>>::try_from(
+                    r.vectors.narrow(1, 0, r.vectors.size()[1].min(5)).to_kind(tch::Kind::Double),
+                )?,
+                matrix: match &r.similarity {
+                    Some(similarity) => Vec::<Vec<f64>>::try_from(similarity.to_kind(tch::Kind::Double))?,
+                    None => Vec::new(),
+                },
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -530,7 +549,7 @@ fn task2(
         spinner.clear();
         let built = cache.report();
         let text = format!(
-            "Encoder features of every train and test example computed once in {:.1} s (classification {}, NER {}); \
+            "Encoder features of every train, validation and test example computed once in {:.1} s (classification {}, NER {}); \
              the scores below and Task 4's {} training use them",
             built.seconds,
             trainer::features::describe(built.classification),
@@ -566,7 +585,6 @@ fn task4(
 ) -> Result<Task4> {
     let started = Instant::now();
     let mut run = RunDirectory::create(run_dir)?;
-    run.write_json("config.json", &serde_json::json!({ "model": args.model.model, "settings": &settings }))?;
     let mut progress = ProgressBars::new(!args.quiet);
     let outcome = {
         let mut observers = Fanout(vec![&mut progress, &mut run]);

@@ -1,4 +1,4 @@
-//! `bertmt reproduce` end to end on a tiny random model and tiny data the test writes itself.
+//! `bertmt reproduce` and `bertmt embed` end to end on a tiny random model and tiny data the test writes itself.
 
 use std::path::Path;
 use std::process::Command;
@@ -9,6 +9,11 @@ const VOCAB: &[&str] = &[
 ];
 
 fn write_tiny_model(dir: &Path) {
+    write_model(dir, |_| {});
+}
+
+/// A tiny random model whose weights `edit` may change before they are written.
+fn write_model(dir: &Path, edit: impl FnOnce(&mut Vec<(String, tch::Tensor)>)) {
     std::fs::create_dir_all(dir).expect("model dir");
     let config = encoder::BertConfig {
         vocab_size: VOCAB.len() as i64,
@@ -22,7 +27,8 @@ fn write_tiny_model(dir: &Path) {
     tch::manual_seed(0);
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
     let _model = encoder::BertModel::new(vs.root(), &config);
-    let tensors: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
+    let mut tensors: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
+    edit(&mut tensors);
     tch::Tensor::write_safetensors(&tensors, dir.join("model.safetensors")).expect("weights");
     std::fs::write(dir.join("config.json"), serde_json::to_string(&config).expect("json")).expect("config");
     std::fs::write(dir.join("vocab.txt"), VOCAB.join("\n")).expect("vocab");
@@ -136,6 +142,97 @@ fn reproduce_runs_all_four_tasks_and_writes_its_report() {
     assert!(metrics["task1"]["parity"].is_null(), "no reference outputs for a random model");
     let steps = std::fs::read_to_string(run.join("steps.jsonl")).expect("steps");
     assert_eq!(steps.lines().count(), 5 + 4, "18 + 14 training examples in batches of 4");
+
+    // The same name again: refused, and the finished run is left exactly as it was.
+    let again = Command::new(env!("CARGO_BIN_EXE_bertmt"))
+        .current_dir(work.path())
+        .args(["reproduce", "--model", "tiny-bert", "--classification", "reviews.csv", "--ner", "ner.conll"])
+        .args(["--epochs", "1", "--test-size", "6", "--name", "tiny", "--quiet", "--device", "cpu"])
+        .output()
+        .expect("bertmt runs");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--overwrite"));
+    assert_eq!(std::fs::read_to_string(run.join("steps.jsonl")).expect("steps"), steps);
+}
+
+fn bertmt(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_bertmt")).current_dir(dir).args(args).output().expect("bertmt runs")
+}
+
+#[test]
+fn run_names_stay_under_the_runs_directory_and_never_replace_what_is_not_a_run() {
+    let work = tempfile::tempdir().expect("tempdir");
+    write_tiny_model(&work.path().join("tiny-bert"));
+    write_data(work.path());
+    let data = ["--model", "tiny-bert", "--classification", "reviews.csv", "--ner", "ner.conll", "--quiet"];
+    for name in ["../escape", "/tmp/escape", "a/b", "..", ""] {
+        let output = bertmt(work.path(), &[&["reproduce", "--name", name], &data[..]].concat());
+        assert!(!output.status.success(), "--name {name:?} was accepted");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("plain name"), "--name {name:?}");
+    }
+    assert!(!work.path().join("escape").exists());
+
+    // A model directory is not a run: --overwrite refuses to delete it.
+    let model_config = std::fs::read(work.path().join("tiny-bert/config.json")).expect("config");
+    let args = [&["reproduce", "--runs-dir", ".", "--name", "tiny-bert", "--overwrite"], &data[..]].concat();
+    let output = bertmt(work.path(), &args);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("does not look like a run directory"));
+    assert_eq!(std::fs::read(work.path().join("tiny-bert/config.json")).expect("config"), model_config);
+
+    // A run that fails before training leaves no directory behind.
+    let output = bertmt(
+        work.path(),
+        &[
+            "reproduce",
+            "--model",
+            "tiny-bert",
+            "--classification",
+            "nope.csv",
+            "--ner",
+            "ner.conll",
+            "--name",
+            "failed",
+        ],
+    );
+    assert!(!output.status.success());
+    assert!(!work.path().join("runs/failed").exists(), "the failed run left its directory");
+}
+
+#[test]
+fn embed_keeps_its_input_and_refuses_non_finite_vectors() {
+    let work = tempfile::tempdir().expect("tempdir");
+    write_tiny_model(&work.path().join("tiny-bert"));
+    let lines: Vec<String> = (0..30).map(|i| format!("the movie {i} was great")).collect();
+    std::fs::write(work.path().join("texts.txt"), lines.join("\n")).expect("texts");
+    let embed = ["embed", "--model", "tiny-bert", "--device", "cpu", "--file", "texts.txt"];
+
+    let output = bertmt(work.path(), &[&embed[..], &["--output", "./texts.txt"]].concat());
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is the input --file"));
+    assert_eq!(std::fs::read_to_string(work.path().join("texts.txt")).expect("texts"), lines.join("\n"));
+
+    // 30 texts: vectors written, no similarity matrix (it is shown for at most 20 texts).
+    let output = bertmt(work.path(), &[&embed[..], &["--output", "vectors.jsonl", "--pooling", "mean"]].concat());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(!stdout.contains("Cosine similarity"), "{stdout}");
+    let written = std::fs::read_to_string(work.path().join("vectors.jsonl")).expect("vectors");
+    assert_eq!(written.lines().count(), 30);
+
+    write_model(&work.path().join("nan-bert"), |tensors| {
+        for (name, tensor) in tensors.iter_mut() {
+            if name == "encoder.layer.1.output.LayerNorm.weight" {
+                *tensor = tensor.fill(f64::NAN);
+            }
+        }
+    });
+    let output =
+        bertmt(work.path(), &["embed", "--model", "nan-bert", "--device", "cpu", "a text", "--output", "nan.npy"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("NaN or infinite"), "{stderr}");
+    assert!(!work.path().join("nan.npy").exists());
 }
 
 #[test]

@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{DatasetError, Result};
 
 /// Bumped whenever the cached types or their meaning change.
-pub const CACHE_FORMAT_VERSION: u32 = 1;
+pub const CACHE_FORMAT_VERSION: u32 = 2;
 
 const MAGIC: &[u8; 8] = b"BMTDSET\0";
 const HEADER_LEN: usize = 8 + 4 + 32 + 8 + 32;
@@ -82,7 +82,7 @@ impl KeyBuilder {
 
     /// Adds the SHA-256 of a file's bytes (streamed).
     pub fn file(&mut self, path: &Path) -> Result<&mut Self> {
-        let mut file = std::fs::File::open(path).map_err(|e| DatasetError::io(path, e))?;
+        let mut file = crate::format::open_data_file(path)?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 1 << 20];
         loop {

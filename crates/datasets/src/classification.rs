@@ -255,7 +255,12 @@ pub fn load_classification(path: impl AsRef<Path>, options: &ClassificationOptio
     })?;
     let mut chunks = cleaned.into_inner().unwrap_or_else(PoisonError::into_inner);
     chunks.sort_unstable_by_key(|(index, _)| *index);
-    let examples: Vec<ClassificationExample> = chunks.into_iter().flat_map(|(_, chunk)| chunk).collect();
+    let mut examples: Vec<ClassificationExample> = chunks.into_iter().flat_map(|(_, chunk)| chunk).collect();
+    let before_empty = examples.len();
+    examples.retain(|example| !example.text.trim().is_empty());
+    for _ in examples.len()..before_empty {
+        dropped.add(DropReason::EmptyAfterCleaning);
+    }
     if dropped.is_empty() {
         tracing::info!(path = %path.display(), kept = examples.len(), "loaded classification data");
     } else {

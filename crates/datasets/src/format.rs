@@ -51,7 +51,8 @@ impl FileFormat {
 /// The character encoding of a text (CSV or CoNLL) file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TextEncoding {
-    /// UTF-8 when the bytes are valid UTF-8, otherwise Windows-1252 (the Kaggle NER CSV).
+    /// UTF-8; bytes that are not valid UTF-8 (the Kaggle NER CSV is Windows-1252) are read as Windows-1252, one
+    /// by one, with a warning that counts the lines they are on.
     #[default]
     Auto,
     /// UTF-8; invalid bytes are an error.
@@ -60,9 +61,21 @@ pub enum TextEncoding {
     Windows1252,
 }
 
+/// Opens a data file for reading; anything but a regular file (a directory, a pipe, a device such as `/dev/zero`
+/// that never ends) is an error naming the path.
+pub(crate) fn open_data_file(path: &Path) -> Result<std::fs::File> {
+    let file = std::fs::File::open(path).map_err(|e| DatasetError::io(path, e))?;
+    let regular = file.metadata().map_err(|e| DatasetError::io(path, e))?.is_file();
+    if !regular {
+        let why = "not a regular file (a directory, pipe or device): data must be read from a file";
+        return Err(DatasetError::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, why)));
+    }
+    Ok(file)
+}
+
 /// Reads a whole file, gunzipping it when asked.
 pub(crate) fn read_bytes(path: &Path, gzip: bool) -> Result<Vec<u8>> {
-    let file = std::fs::File::open(path).map_err(|e| DatasetError::io(path, e))?;
+    let file = open_data_file(path)?;
     let mut bytes = Vec::new();
     if gzip {
         flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file))
@@ -95,11 +108,41 @@ pub(crate) fn decode(path: &Path, bytes: Vec<u8>, encoding: TextEncoding) -> Res
         TextEncoding::Auto => match String::from_utf8(bytes) {
             Ok(text) => Ok(text),
             Err(e) => {
-                tracing::info!(path = %path.display(), "not valid UTF-8; reading it as Windows-1252");
-                Ok(windows_1252(e.as_bytes()))
+                let (text, lines, first) = utf8_with_windows_1252_fallback(e.as_bytes());
+                tracing::warn!(
+                    path = %path.display(),
+                    "{lines} line(s) are not valid UTF-8 (first: line {first}): their invalid bytes were read as \
+                     Windows-1252, everything else as UTF-8"
+                );
+                Ok(text)
             }
         },
     }
+}
+
+/// Decodes `bytes` as UTF-8, reading only the bytes that are not valid UTF-8 as Windows-1252, so one stray byte
+/// never garbles the valid multi-byte characters around it. Returns the text, the number of lines with invalid
+/// bytes and the first such line (1-based).
+fn utf8_with_windows_1252_fallback(bytes: &[u8]) -> (String, usize, usize) {
+    let mut text = String::with_capacity(bytes.len());
+    let (mut lines, mut first) = (0usize, 0usize);
+    for (index, line) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
+        let mut invalid = false;
+        for chunk in line.utf8_chunks() {
+            text.push_str(chunk.valid());
+            if !chunk.invalid().is_empty() {
+                invalid = true;
+                text.push_str(&encoding_rs::WINDOWS_1252.decode_without_bom_handling(chunk.invalid()).0);
+            }
+        }
+        if invalid {
+            lines += 1;
+            if first == 0 {
+                first = index + 1;
+            }
+        }
+    }
+    (text, lines, first)
 }
 
 /// Reads and decodes a text file.

@@ -14,6 +14,8 @@ pub enum DropReason {
     UnknownLabel,
     /// The sentence holds a tag outside the label set.
     UnknownTag,
+    /// The text is empty once cleaned (e.g. markup only): it would train as `[CLS] [SEP]`.
+    EmptyAfterCleaning,
 }
 
 impl fmt::Display for DropReason {
@@ -22,6 +24,7 @@ impl fmt::Display for DropReason {
             Self::Missing(column) => write!(f, "missing {column}"),
             Self::UnknownLabel => f.write_str("unknown label"),
             Self::UnknownTag => f.write_str("unknown tag"),
+            Self::EmptyAfterCleaning => f.write_str("empty after cleaning"),
         }
     }
 }

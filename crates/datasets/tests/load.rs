@@ -390,3 +390,40 @@ fn loading_many_rows_keeps_file_order_whatever_the_thread_count() {
         .enumerate()
         .all(|(i, e)| e.row == i as u64 + 2 && e.text == format!("Review {i}line more")));
 }
+
+#[test]
+fn reviews_that_clean_to_nothing_are_dropped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = "review,sentiment\n\"<br /><br />\",positive\nFine film,positive\n\"  <p> </p> \",negative\n";
+    let path = write(dir.path(), "r.csv", csv.as_bytes());
+    let data = load_classification(&path, &ClassificationOptions::default()).unwrap();
+    let texts: Vec<&str> = data.examples.iter().map(|e| e.text.as_str()).collect();
+    assert_eq!(texts, ["Fine film"]);
+    assert_eq!(data.rows_read, 3);
+    assert_eq!(data.dropped.count(&DropReason::EmptyAfterCleaning), 2);
+    assert_eq!(data.dropped.to_string(), "dropped 2 rows: 2 empty after cleaning");
+}
+
+#[test]
+fn one_invalid_byte_does_not_garble_the_valid_utf8_around_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // Line 2 is UTF-8 ("Zürich"); line 3 holds one stray Windows-1252 byte (0xE9, é).
+    let mut bytes = "Sentence #,Word,POS,Tag\nSentence: 1,Zürich,NNP,B-geo\n,Caf".as_bytes().to_vec();
+    bytes.push(0xE9);
+    bytes.extend_from_slice(b",NNP,B-org\n");
+    let path = write(dir.path(), "mixed.csv", &bytes);
+    let data = load_ner(&path, &NerOptions::default()).unwrap();
+    assert_eq!(data.sentences[0].words, ["Zürich", "Café"]);
+}
+
+#[test]
+fn a_data_path_that_is_not_a_regular_file_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("reviews.csv");
+    std::fs::create_dir(&folder).unwrap();
+    let err = load_classification(&folder, &ClassificationOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("reviews.csv") && err.contains("not a regular file"), "{err}");
+    // A device that never ends is refused instead of being read (or hashed) forever.
+    let err = datasets::KeyBuilder::new("test").file(std::path::Path::new("/dev/zero")).err().map(|e| e.to_string());
+    assert!(err.is_some_and(|e| e.contains("/dev/zero") && e.contains("not a regular file")));
+}

@@ -98,6 +98,10 @@ impl SentenceEncoder {
         let max_length = usize::try_from(model.config().max_position_embeddings)
             .map_err(|_| EncoderError::InvalidInput("max_position_embeddings does not fit in usize".into()))?;
         let tokenizer = BertTokenizer::from_dir(dir, max_length)?;
+        tokenizer.check_fits(model.config().vocab_size).map_err(|error| match error {
+            EncoderError::Tokenizer(message) => EncoderError::Tokenizer(format!("{}: {message}", dir.display())),
+            other => other,
+        })?;
         Ok(Self { vs, model, tokenizer, load_report })
     }
 

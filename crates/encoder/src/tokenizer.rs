@@ -69,6 +69,18 @@ impl BertTokenizer {
         Ok(Self { inner, max_length, pad_id })
     }
 
+    /// Checks that every token id this tokenizer can produce indexes into a model vocabulary of `vocab_size` rows
+    /// (a larger tokenizer would make the embedding lookup fail on its extra tokens).
+    pub fn check_fits(&self, vocab_size: i64) -> Result<()> {
+        let tokens = self.inner.get_vocab_size(true);
+        if i64::try_from(tokens).map_or(true, |tokens| tokens > vocab_size) {
+            return Err(EncoderError::Tokenizer(format!(
+                "the tokenizer has {tokens} tokens but the model's vocab_size is {vocab_size}: they do not belong together"
+            )));
+        }
+        Ok(())
+    }
+
     /// The underlying `tokenizers` tokenizer (with our truncation and no padding).
     pub fn inner(&self) -> &Tokenizer {
         &self.inner

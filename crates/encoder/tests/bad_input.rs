@@ -134,3 +134,39 @@ fn a_vocab_txt_directory_tokenizes_like_bert() {
     let vectors = encoder.encode(&[long.as_str()], &Default::default()).expect("encodes");
     assert_eq!(vectors.size(), [1, 8]);
 }
+
+#[test]
+fn a_tokenizer_larger_than_the_vocabulary_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_model(dir.path(), |_| {});
+    // 25 tokens for a model with 20 embedding rows: ids 20-24 would index past the table.
+    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].map(String::from).to_vec();
+    vocab.extend((0..20).map(|i| format!("word{i}")));
+    std::fs::write(dir.path().join("vocab.txt"), vocab.join("\n")).expect("vocab");
+    let err = SentenceEncoder::from_dir(dir.path(), Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("25 tokens") && err.contains("vocab_size is 20"), "{err}");
+}
+
+#[test]
+fn a_config_a_model_cannot_be_built_from_is_named_before_anything_is_allocated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_model(dir.path(), |_| {});
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).expect("read")).expect("json");
+    for (field, value) in [
+        ("hidden_dropout_prob", serde_json::json!(1.5)),
+        ("layer_norm_eps", serde_json::json!(-1.0)),
+        ("vocab_size", serde_json::json!(1_i64 << 40)),
+        ("num_hidden_layers", serde_json::json!(10_000_000)),
+    ] {
+        let mut bad = config.clone();
+        bad[field] = value;
+        std::fs::write(dir.path().join("config.json"), bad.to_string()).expect("write");
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("config.json") && err.contains(field), "{field}: {err}");
+    }
+    config.as_object_mut().expect("object").remove("hidden_size");
+    std::fs::write(dir.path().join("config.json"), config.to_string()).expect("write");
+    let err = load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("config.json") && err.contains("hidden_size"), "{err}");
+}

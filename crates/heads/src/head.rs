@@ -92,27 +92,11 @@ impl ClassificationHead {
         Ok(encoder::pool(hidden, mask, self.pooling))
     }
 
-    /// [`f_pool`](Self::f_pool) for inputs known to be well formed.
-    ///
-    /// # Panics
-    /// If `hidden` is not `[batch, seq, hidden]` or `mask` not `[batch, seq]`.
-    pub fn pool(&self, hidden: &Tensor, mask: &Tensor) -> Tensor {
-        encoder::pool(hidden, mask, self.pooling)
-    }
-
     /// Logits `[batch, classes]` from pooled sentence vectors `[batch, hidden]` (fresh or cached); `train` turns
     /// dropout on.
     pub fn f_forward_t(&self, pooled: &Tensor, train: bool) -> Result<Tensor> {
         self.projection.check("the classification head", pooled, &[2], "pooled vectors [batch, hidden]")?;
         self.projection.f_forward_t(pooled, train)
-    }
-
-    /// [`f_forward_t`](Self::f_forward_t) for inputs known to be well formed.
-    ///
-    /// # Panics
-    /// If the last dimension of `pooled` is not the hidden size.
-    pub fn forward_t(&self, pooled: &Tensor, train: bool) -> Tensor {
-        pooled.dropout(self.projection.dropout, train).linear(&self.projection.weight, Some(&self.projection.bias))
     }
 }
 
@@ -145,16 +129,6 @@ impl TokenClassificationHead {
         )?;
         self.projection.f_forward_t(token_states, train)
     }
-
-    /// [`f_forward_t`](Self::f_forward_t) for inputs known to be well formed.
-    ///
-    /// # Panics
-    /// If the last dimension of `token_states` is not the hidden size.
-    pub fn forward_t(&self, token_states: &Tensor, train: bool) -> Tensor {
-        token_states
-            .dropout(self.projection.dropout, train)
-            .linear(&self.projection.weight, Some(&self.projection.bias))
-    }
 }
 
 #[cfg(test)]
@@ -174,10 +148,9 @@ mod tests {
         assert_eq!(names["ner_head.weight"].size(), [5, 8]);
         let pooled = Tensor::randn([4, 8], (Kind::Float, Device::Cpu));
         assert_eq!(classify.f_forward_t(&pooled, false).expect("forward").size(), [4, 3]);
-        assert!(classify.f_forward_t(&pooled, false).expect("forward").equal(&classify.forward_t(&pooled, false)));
         let tokens = Tensor::randn([2, 6, 8], (Kind::Float, Device::Cpu));
         assert_eq!(tag.f_forward_t(&tokens, false).expect("forward").size(), [2, 6, 5]);
-        assert_eq!(tag.forward_t(&pooled, false).size(), [4, 5]);
+        assert_eq!(tag.f_forward_t(&pooled, false).expect("cached states").size(), [4, 5]);
         let narrow = Tensor::randn([4, 7], (Kind::Float, Device::Cpu));
         let err = classify.f_forward_t(&narrow, false).unwrap_err().to_string();
         assert!(err.contains("hidden = 8") && err.contains("[4, 7]"), "{err}");
@@ -195,8 +168,9 @@ mod tests {
         assert!(pooled.equal(&hidden.select(1, 0)));
         assert!(classify.f_pool(&hidden, &mask.narrow(1, 0, 2)).is_err());
         assert!(classify.f_pool(&pooled, &mask).is_err());
-        let eval = classify.forward_t(&pooled, false);
-        assert!(eval.equal(&classify.forward_t(&pooled, false)));
-        assert!(!eval.equal(&classify.forward_t(&pooled, true)));
+        let logits = |train: bool| classify.f_forward_t(&pooled, train).expect("forward");
+        let eval = logits(false);
+        assert!(eval.equal(&logits(false)));
+        assert!(!eval.equal(&logits(true)));
     }
 }

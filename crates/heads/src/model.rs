@@ -231,43 +231,19 @@ impl MultiTaskModel {
     }
 
     /// Pools encoder states `[batch, seq, hidden]` into sentence vectors `[batch, hidden]` with the configured
-    /// pooling (`mask`: `[batch, seq]`, padding never counts).
-    ///
-    /// # Panics
-    /// On ill-formed shapes; [`f_pool`](Self::f_pool) reports them as errors.
-    pub fn pool(&self, hidden: &Tensor, mask: &Tensor) -> Tensor {
-        self.classification_head.pool(hidden, mask)
-    }
-
-    /// [`pool`](Self::pool), with the shapes checked.
+    /// pooling (`mask`: `[batch, seq]`, padding never counts); ill-formed shapes are an error.
     pub fn f_pool(&self, hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
         self.classification_head.f_pool(hidden, mask)
     }
 
-    /// The classification head alone, on sentence vectors `[n, hidden]` (fresh or cached): logits `[n, classes]`.
-    ///
-    /// # Panics
-    /// If the last dimension is not the hidden size; [`f_classification_head`](Self::f_classification_head)
-    /// reports it as an error.
-    pub fn classification_head(&self, pooled: &Tensor, train: bool) -> Tensor {
-        self.classification_head.forward_t(pooled, train)
-    }
-
-    /// [`classification_head`](Self::classification_head), with the shape checked.
+    /// The classification head alone, on sentence vectors `[n, hidden]` (fresh or cached): logits `[n, classes]`;
+    /// a last dimension other than the hidden size is an error.
     pub fn f_classification_head(&self, pooled: &Tensor, train: bool) -> Result<Tensor> {
         self.classification_head.f_forward_t(pooled, train)
     }
 
     /// The NER head alone, on token states `[batch, seq, hidden]` or `[n, hidden]` (fresh or cached): logits with
-    /// the last dimension replaced by the number of labels.
-    ///
-    /// # Panics
-    /// If the last dimension is not the hidden size; [`f_ner_head`](Self::f_ner_head) reports it as an error.
-    pub fn ner_head(&self, token_states: &Tensor, train: bool) -> Tensor {
-        self.ner_head.forward_t(token_states, train)
-    }
-
-    /// [`ner_head`](Self::ner_head), with the shape checked.
+    /// the last dimension replaced by the number of labels; a last dimension other than the hidden size is an error.
     pub fn f_ner_head(&self, token_states: &Tensor, train: bool) -> Result<Tensor> {
         self.ner_head.f_forward_t(token_states, train)
     }
@@ -358,10 +334,10 @@ pub(crate) mod tests {
             // The head-only entry points on the encoder's features give the same logits.
             let hidden = model.encode_t(&ids, &mask, None, false).expect("encode");
             assert_eq!(hidden.size(), [2, 6, 16]);
-            let pooled = model.pool(&hidden, &mask);
-            assert!(model.classification_head(&pooled, false).equal(&classified), "{pooling}");
-            assert!(model.ner_head(&hidden, false).equal(&tagged), "{pooling}");
-            assert_eq!(model.ner_head(&hidden.view([12, 16]), false).size(), [12, 5]);
+            let pooled = model.f_pool(&hidden, &mask).expect("pool");
+            assert!(model.f_classification_head(&pooled, false).expect("head").equal(&classified), "{pooling}");
+            assert!(model.f_ner_head(&hidden, false).expect("head").equal(&tagged), "{pooling}");
+            assert_eq!(model.f_ner_head(&hidden.view([12, 16]), false).expect("head").size(), [12, 5]);
         }
     }
 
@@ -371,9 +347,9 @@ pub(crate) mod tests {
         let cls = tiny(Pooling::Cls);
         let mean = tiny(Pooling::Mean);
         let hidden = cls.encode_t(&ids, &mask, None, false).expect("encode");
-        assert!(cls.pool(&hidden, &mask).equal(&hidden.select(1, 0)));
+        assert!(cls.f_pool(&hidden, &mask).expect("pool").equal(&hidden.select(1, 0)));
         let first_mean = hidden.get(1).narrow(0, 0, 4).mean_dim(0, false, Kind::Float);
-        let diff = (mean.pool(&hidden, &mask).get(1) - first_mean).abs().max().double_value(&[]);
+        let diff = (mean.f_pool(&hidden, &mask).expect("pool").get(1) - first_mean).abs().max().double_value(&[]);
         assert!(diff < 1e-6, "mean pooling counted padding: {diff}");
     }
 

@@ -64,7 +64,7 @@ pub fn evaluate_classification(
         let (logits, labels) = match backbone {
             Backbone::Cached(features) => {
                 let (pooled, labels) = features.batch(&batch_indices);
-                (model.classification_head(&pooled, false), labels)
+                (model.f_classification_head(&pooled, false)?, labels)
             }
             Backbone::Live => {
                 let batch = data.batch(&batch_indices)?.to_tensors(model.var_store().device())?;
@@ -104,7 +104,7 @@ pub fn evaluate_ner(
             Backbone::Cached(features) => {
                 let (states, _) = features.batch(&batch_indices);
                 let predicted =
-                    Vec::<i64>::try_from(model.ner_head(&states, false).argmax(-1, false).to_device(Device::Cpu))?;
+                    Vec::<i64>::try_from(model.f_ner_head(&states, false)?.argmax(-1, false).to_device(Device::Cpu))?;
                 let mut offset = 0usize;
                 batch_indices
                     .iter()

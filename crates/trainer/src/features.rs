@@ -164,7 +164,7 @@ impl ClassificationFeatures {
         for batch_indices in sampler.eval_batches(indices, &lengths)? {
             let batch = data.batch(&batch_indices)?.to_tensors(device)?;
             let hidden = model.encode_t(&batch.input_ids, &batch.attention_mask, Some(&batch.token_type_ids), false)?;
-            pooled.push(model.pool(&hidden, &batch.attention_mask).to_kind(storage_kind(half)));
+            pooled.push(model.f_pool(&hidden, &batch.attention_mask)?.to_kind(storage_kind(half)));
             labels.push(batch.labels);
             for &index in &batch.indices {
                 let row = rows.len() as i64;
