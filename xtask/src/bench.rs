@@ -195,7 +195,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     for section in &sections {
         let targets: &[&[&str]] = match section {
             Section::Gemm | Section::Encoder | Section::Peer => &[&["-p", "encoder", "--bench", "throughput"]],
-            Section::Training => &[&["-p", "trainer", "--bench", "epoch_cost"]],
+            Section::Training => {
+                &[&["-p", "trainer", "--bench", "epoch_cost"], &["-p", "trainer", "--bench", "optimizer_step"]]
+            }
             Section::Pipeline => &[
                 &["-p", "datasets", "--no-default-features", "--bench", "pipeline"],
                 &["-p", "metrics", "--bench", "entity_scoring"],
@@ -447,6 +449,8 @@ fn peer_run(runner: &mut Runner, plan: &Plan, texts: &Path, peer: &Peer, run: (&
 }
 
 fn training_section(runner: &mut Runner, plan: &Plan, files: Option<&DataFiles>) {
+    // One optimizer step over the whole model: no data needed.
+    runner.cargo_bench(Section::Training, "trainer", "optimizer_step", false, &[]);
     let Some(files) = files else { return };
     // (strategy, cache, batch, reviews, epochs, precision, attention dropout, optimizer)
     type Run<'a> = (&'a str, &'a str, usize, usize, usize, &'a str, Option<&'a str>, &'a str);
@@ -1006,7 +1010,10 @@ impl Report<'_> {
         match section {
             Section::Gemm => self.gemm(&mut out),
             Section::Encoder => self.encoder(&mut out),
-            Section::Training => self.training(&mut out),
+            Section::Training => {
+                self.training(&mut out);
+                self.optimizer_step(&mut out);
+            }
             Section::Pipeline => self.pipeline(&mut out),
             Section::Peer => self.peer(&mut out),
         }
@@ -1303,6 +1310,27 @@ impl Report<'_> {
                 );
             }
         }
+    }
+
+    /// The optimizer step on its own (`trainer.optimizer`): the fused update against the former per-op one.
+    fn optimizer_step(&self, out: &mut String) {
+        let Some(r) = self.find(|r| r["bench"] == "trainer.optimizer") else { return };
+        let _ = writeln!(
+            out,
+            "\nOne AdamW step over all {} values ({} tensors) of {} (`trainer::Adam`, `crates/trainer/benches/\
+             optimizer_step.rs`, median of {} steps, {} threads): libtorch's fused kernel {} ms against {} ms for the \
+             former update written as one libtorch call per elementwise operation, same process: {} x. Clipping the \
+             global gradient norm: {} ms.",
+            r["values"],
+            r["tensors"],
+            r["model"].as_str().unwrap_or("the model"),
+            r["steps"],
+            r["threads"],
+            f(&r["fused_ms"], 1),
+            f(&r["per_op_ms"], 1),
+            f(&r["speedup"], 2),
+            f(&r["clip_ms"], 1),
+        );
     }
 
     fn pipeline(&self, out: &mut String) {

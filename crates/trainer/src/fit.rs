@@ -477,7 +477,7 @@ impl Trainer<'_> {
             if step % config.gradient_accumulation == 0 || step == batches.len() {
                 let clock = Instant::now();
                 let record =
-                    self.optimizer_step(optimizer, task.to_string(), epoch, step, value, phase_step, total_steps);
+                    self.optimizer_step(optimizer, task.to_string(), epoch, step, value, phase_step, total_steps)?;
                 timing.optimizer += clock.elapsed().as_secs_f64();
                 self.observer.on_step(&record);
             }
@@ -546,7 +546,7 @@ impl Trainer<'_> {
             if step % config.gradient_accumulation == 0 || step == steps {
                 let clock = Instant::now();
                 let record =
-                    self.optimizer_step(optimizer, "combined".into(), epoch, step, value, phase_step, total_steps);
+                    self.optimizer_step(optimizer, "combined".into(), epoch, step, value, phase_step, total_steps)?;
                 timing.optimizer += clock.elapsed().as_secs_f64();
                 self.observer.on_step(&record);
             }
@@ -577,16 +577,16 @@ impl Trainer<'_> {
         loss: f64,
         phase_step: &mut usize,
         total_steps: usize,
-    ) -> StepRecord {
+    ) -> Result<StepRecord> {
         if let Some(max_norm) = self.config.max_grad_norm {
-            optimizer.clip_grad_norm(max_norm);
+            optimizer.clip_grad_norm(max_norm)?;
         }
         let lr_factor = self.config.schedule.factor(*phase_step, total_steps);
-        optimizer.step(lr_factor);
+        optimizer.step(lr_factor)?;
         optimizer.zero_grad();
         *phase_step += 1;
         self.global_step += 1;
-        StepRecord { task, epoch, step, global_step: self.global_step, loss, lr_factor }
+        Ok(StepRecord { task, epoch, step, global_step: self.global_step, loss, lr_factor })
     }
 }
 
