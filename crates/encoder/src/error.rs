@@ -65,6 +65,15 @@ pub enum EncoderError {
     /// An input the encoder cannot take (empty batch, bad mask rank, ...).
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A batch function returned another number of outputs than its batch has rows
+    /// ([`run_sorted_batches`](crate::batching::run_sorted_batches)).
+    #[error("the batch function returned {found} outputs for a batch of {expected} rows")]
+    BatchRows {
+        /// The rows of the batch.
+        expected: usize,
+        /// The outputs returned.
+        found: usize,
+    },
     /// An error from libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

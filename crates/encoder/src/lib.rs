@@ -6,6 +6,8 @@
 //! - [`BertTokenizer`] is the WordPiece tokenizer from `tokenizer.json` or `vocab.txt`.
 //! - [`SentenceEncoder::encode`] gives `[CLS]` or masked-mean sentence vectors, batched by length with
 //!   dynamic padding; [`SentenceEncoder::encode_tokens`] gives per-token states.
+//! - [`batching::run_sorted_batches`] is that batching on its own (sort longest first, pad with [`pad_batch`], run,
+//!   restore the order), for any model that takes token ids and a mask.
 //!
 //! ```no_run
 //! use encoder::{EncodeOptions, SentenceEncoder, cosine_similarity_matrix};
@@ -16,6 +18,7 @@
 //! # Ok::<(), encoder::EncoderError>(())
 //! ```
 
+pub mod batching;
 pub mod config;
 pub mod error;
 pub mod model;
@@ -26,11 +29,12 @@ pub mod sentence;
 pub mod tokenizer;
 pub mod weights;
 
+pub use batching::{f_pad_batch, pad_batch, run_sorted_batches};
 pub use config::{BertConfig, HiddenAct};
 pub use error::{EncoderError, Result};
 pub use model::{BertModel, BertModelOutput};
 pub use pooling::{cosine_similarity_matrix, l2_normalize, masked_mean, pool, Pooling};
 pub use precision::{native_bf16, Precision, ResolvedPrecision};
-pub use sentence::{load_pretrained, pad_batch, EncodeOptions, ModelFiles, SentenceEncoder, TokenEmbeddings};
+pub use sentence::{load_pretrained, EncodeOptions, ModelFiles, SentenceEncoder, TokenEmbeddings};
 pub use tokenizer::BertTokenizer;
 pub use weights::{copy_encoder_weights, read_checkpoint, LoadReport};

@@ -1,9 +1,10 @@
 //! Parity with the reference implementation: outputs of Hugging Face `transformers` saved as safetensors
 //! (see `tests/fixtures/make_parity_fixture.py`), and the comparison of our encoder against them.
 
+use crate::batching::pad_batch;
 use crate::error::{EncoderError, Result};
 use crate::pooling::Pooling;
-use crate::sentence::{pad_batch, EncodeOptions, SentenceEncoder};
+use crate::sentence::{EncodeOptions, SentenceEncoder};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -33,22 +34,14 @@ impl ReferenceOutputs {
     pub fn read(path: &Path) -> Result<Self> {
         let invalid = |message: String| EncoderError::Config { path: path.to_path_buf(), message };
         let bytes = std::fs::read(path).map_err(|source| EncoderError::Io { path: path.to_path_buf(), source })?;
-        let header_len = bytes
-            .get(..8)
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map(u64::from_le_bytes)
-            .ok_or_else(|| invalid("not a safetensors file".into()))?;
-        let header = usize::try_from(header_len)
-            .ok()
-            .and_then(|len| bytes.get(8..8 + len))
-            .ok_or_else(|| invalid("truncated safetensors header".into()))?;
-        let header: serde_json::Value = serde_json::from_slice(header).map_err(|e| invalid(e.to_string()))?;
-        let metadata = &header["__metadata__"];
-        let texts: Vec<String> = metadata["texts"]
-            .as_str()
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+            .map_err(|e| invalid(format!("not a safetensors file ({e})")))?;
+        let metadata = header.metadata().clone().unwrap_or_default();
+        let texts: Vec<String> = metadata
+            .get("texts")
             .and_then(|t| serde_json::from_str(t).ok())
             .ok_or_else(|| invalid("no `texts` list in the metadata".into()))?;
-        let model = metadata["model"].as_str().unwrap_or_default().to_string();
+        let model = metadata.get("model").cloned().unwrap_or_default();
 
         let mut tensors: HashMap<String, Tensor> =
             Tensor::read_safetensors(path).map_err(|e| invalid(e.to_string()))?.into_iter().collect();
@@ -128,4 +121,32 @@ fn max_abs_diff(ours: &Tensor, reference: &Tensor) -> Result<f64> {
         )));
     }
     Ok((ours - reference).abs().max().double_value(&[]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_that_is_not_safetensors_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        for (name, bytes) in
+            [("empty", &b""[..]), ("short", &b"\x10\0"[..]), ("garbage", &b"\xff\xff\xff\xff\xff\xff\xff\x7fjunk"[..])]
+        {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).expect("written");
+            let error = ReferenceOutputs::read(&path).expect_err("not a safetensors file").to_string();
+            assert!(error.contains(name) && error.contains("not a safetensors file"), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_safetensors_file_without_the_texts_metadata_is_refused() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("bare.safetensors");
+        Tensor::write_safetensors(&[("cls", Tensor::zeros([1, 2], (tch::Kind::Float, Device::Cpu)))], &path)
+            .expect("written");
+        let error = ReferenceOutputs::read(&path).expect_err("no texts").to_string();
+        assert!(error.contains("no `texts` list"), "{error}");
+    }
 }

@@ -1,5 +1,6 @@
 //! `SentenceEncoder`: a pretrained BERT and its tokenizer, turning texts into sentence or token embeddings.
 
+use crate::batching::run_sorted_batches;
 use crate::config::BertConfig;
 use crate::error::{EncoderError, Result};
 use crate::model::BertModel;
@@ -8,7 +9,8 @@ use crate::precision::{Precision, ResolvedPrecision};
 use crate::tokenizer::BertTokenizer;
 use crate::weights::{copy_encoder_weights, read_checkpoint, LoadReport};
 use std::path::{Path, PathBuf};
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Device, Tensor};
+use tokenizers::Encoding;
 
 /// Options of [`SentenceEncoder::encode`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -160,49 +162,41 @@ impl SentenceEncoder {
     /// not depend on how texts are grouped (padding is masked out); texts longer than the model's positions are
     /// truncated.
     pub fn encode(&self, texts: &[&str], options: &EncodeOptions) -> Result<Tensor> {
-        let mut pooled = Vec::with_capacity(texts.len());
-        self.run_batches(texts, options.batch_size, |indices, states, mask| {
+        let (_, rows) = self.run_batches(texts, options.batch_size, |states, mask| {
             let vectors = pool(states, mask, options.pooling);
             let vectors = if options.normalize { l2_normalize(&vectors) } else { vectors };
             let vectors = vectors.to_device(Device::Cpu);
-            for (row, &index) in indices.iter().enumerate() {
-                pooled.push((index, vectors.get(row as i64)));
-            }
+            Ok((0..vectors.size()[0]).map(|row| vectors.get(row)).collect())
         })?;
-        pooled.sort_by_key(|(index, _)| *index);
-        let rows: Vec<Tensor> = pooled.into_iter().map(|(_, row)| row).collect();
         Ok(Tensor::stack(&rows, 0))
     }
 
     /// The last hidden state of every real token of every text, in the order given.
     pub fn encode_tokens(&self, texts: &[&str], batch_size: usize) -> Result<Vec<TokenEmbeddings>> {
-        let encodings = self.tokenizer.encode_texts(texts)?;
-        let mut states: Vec<Option<Tensor>> = (0..texts.len()).map(|_| None).collect();
-        self.run_batches(texts, batch_size, |indices, hidden, _mask| {
+        let (encodings, rows) = self.run_batches(texts, batch_size, |hidden, _mask| {
             let hidden = hidden.to_device(Device::Cpu);
-            for (row, &index) in indices.iter().enumerate() {
-                let length = encodings[index].get_ids().len() as i64;
-                states[index] = Some(hidden.get(row as i64).narrow(0, 0, length));
-            }
+            Ok((0..hidden.size()[0]).map(|row| hidden.get(row)).collect())
         })?;
         Ok(encodings
             .into_iter()
-            .zip(states)
-            .map(|(encoding, states)| TokenEmbeddings {
+            .zip(rows)
+            .map(|(encoding, padded)| TokenEmbeddings {
                 tokens: encoding.get_tokens().to_vec(),
                 ids: encoding.get_ids().to_vec(),
-                states: states.unwrap_or_else(|| Tensor::zeros([0], (Kind::Float, Device::Cpu))),
+                states: padded.narrow(0, 0, encoding.get_ids().len() as i64),
             })
             .collect())
     }
 
-    /// Tokenizes, sorts by length (longest first), and calls `sink(indices, last_hidden_state, mask)` per batch.
-    fn run_batches(
+    /// Tokenizes `texts` and runs the encoder on them in batches sorted by length
+    /// ([`run_sorted_batches`]), calling `rows(last_hidden_state, mask)` per batch for one output per row.
+    /// Returns the encodings and the outputs, both in the order of `texts`.
+    fn run_batches<T>(
         &self,
         texts: &[&str],
         batch_size: usize,
-        mut sink: impl FnMut(&[usize], &Tensor, &Tensor),
-    ) -> Result<()> {
+        mut rows: impl FnMut(&Tensor, &Tensor) -> Result<Vec<T>>,
+    ) -> Result<(Vec<Encoding>, Vec<T>)> {
         if texts.is_empty() {
             return Err(EncoderError::InvalidInput("no texts to encode".into()));
         }
@@ -218,33 +212,15 @@ impl SentenceEncoder {
                 "texts truncated to the model's length"
             );
         }
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&index| std::cmp::Reverse(encodings[index].get_ids().len()));
-        let device = self.vs.device();
+        let ids: Vec<&[u32]> = encodings.iter().map(Encoding::get_ids).collect();
         let _no_grad = tch::no_grad_guard();
-        for indices in order.chunks(batch_size) {
-            let ids: Vec<&[u32]> = indices.iter().map(|&index| encodings[index].get_ids()).collect();
-            let (input_ids, mask) = pad_batch(&ids, self.tokenizer.pad_id(), device);
-            let output = self.model.forward_t(&input_ids, Some(&mask), None, false)?;
-            sink(indices, &output.last_hidden_state, &mask);
-        }
-        Ok(())
+        let outputs =
+            run_sorted_batches(&ids, self.tokenizer.pad_id(), self.vs.device(), batch_size, |input_ids, mask| {
+                let output = self.model.forward_t(input_ids, Some(mask), None, false)?;
+                rows(&output.last_hidden_state, mask)
+            })?;
+        Ok((encodings, outputs))
     }
-}
-
-/// Pads token id sequences to the longest one: `([batch, longest] ids, [batch, longest] 1/0 mask)`, int64.
-pub fn pad_batch(sequences: &[&[u32]], pad_id: u32, device: Device) -> (Tensor, Tensor) {
-    let longest = sequences.iter().map(|s| s.len()).max().unwrap_or(0);
-    let mut ids = Vec::with_capacity(sequences.len() * longest);
-    let mut mask = Vec::with_capacity(sequences.len() * longest);
-    for sequence in sequences {
-        ids.extend(sequence.iter().map(|&id| i64::from(id)));
-        ids.extend(std::iter::repeat_n(i64::from(pad_id), longest - sequence.len()));
-        mask.extend(std::iter::repeat_n(1i64, sequence.len()));
-        mask.extend(std::iter::repeat_n(0i64, longest - sequence.len()));
-    }
-    let shape = [sequences.len() as i64, longest as i64];
-    (Tensor::from_slice(&ids).view(shape).to_device(device), Tensor::from_slice(&mask).view(shape).to_device(device))
 }
 
 #[cfg(test)]

@@ -92,6 +92,17 @@ pub enum HeadsError {
         /// What is wrong.
         message: String,
     },
+    /// A text could not be split into words for tagging ([`pipeline::predict`](crate::pipeline::predict)).
+    #[error("cannot split a text into words: {0}")]
+    WordSplit(String),
+    /// The model's NER labels cannot be read as strict IOB2 tags, so no entity can be decoded
+    /// ([`pipeline::predict`](crate::pipeline::predict)).
+    #[error("the model's NER labels are not IOB2 tags: {0}")]
+    NerLabels(metrics::MetricsError),
+    /// The model's outputs do not match its configuration (e.g. another number of class probabilities than
+    /// classification labels).
+    #[error("unexpected model output: {0}")]
+    ModelOutput(String),
     /// A tokenizer directory has neither `tokenizer.json` nor `vocab.txt`.
     #[error("{dir} has no tokenizer.json or vocab.txt to copy into the checkpoint")]
     MissingTokenizer {

@@ -10,6 +10,8 @@
 //!   learning rates for `all_adaptive`); [`parameter_table`] counts trainable values per strategy.
 //! - [`MultiTaskModel::save`] / [`MultiTaskModel::load`] write and read self-contained checkpoints;
 //!   [`MultiTaskModel::export_encoder`] writes the encoder as a Hugging Face BERT directory.
+//! - [`pipeline::predict`] is inference: texts in, a [`Prediction`] per text out (the class with its probabilities,
+//!   the words with their tags, the entities with character offsets and a score); see [`pipeline`] for an example.
 //!
 //! ```no_run
 //! use heads::{FreezeStrategy, MultiTaskModel};
@@ -46,6 +48,7 @@ pub mod error;
 pub mod freeze;
 pub mod head;
 pub mod model;
+pub mod pipeline;
 
 pub use checkpoint::{CheckpointMeta, CHECKPOINT_FORMAT_VERSION};
 pub use config::MultiTaskConfig;
@@ -56,3 +59,4 @@ pub use freeze::{
 };
 pub use head::{ClassificationHead, TokenClassificationHead};
 pub use model::{MultiTaskModel, MultiTaskOutput, Task};
+pub use pipeline::{ClassPrediction, EntitySpan, Prediction};

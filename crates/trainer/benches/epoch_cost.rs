@@ -4,6 +4,7 @@
 //! cargo bench -p trainer --bench epoch_cost -- --strategy heads_only|output_layers:3|all --cache on|off
 //!     --batch 8 [--epochs 3] [--reviews 2000] [--test 32] [--max-length 512] [--data-dir ../shared/data]
 //!     [--model DIR] [--threads N] [--precision f32|bf16|auto] [--attention-dropout P] [--optimizer adam|adamw]
+//!     [--dump-batches FILE]
 //! ```
 //!
 //! The data: the first `--reviews` reviews of `classification_dataset.xlsx` (or `imdb_50k.csv.gz`), cleaned with
@@ -14,18 +15,23 @@
 //! fills the feature cache from `TrainOutcome::feature_cache`.
 //!
 //! The model: `--model`, else `BERTMT_MODEL`, else `data/models/all-MiniLM-L6-v2` under the workspace.
+//!
+//! `--dump-batches FILE` writes the first epoch's work as JSON for the PyTorch training peer
+//! (`xtask/peer/hf_train_peer.py`): every training example's token ids and label, the epoch's batches in the order
+//! the loop runs them, and the settings (learning rate, weight decay, dropouts, classes), so the peer trains on the
+//! same batches.
 
 use anyhow::{bail, Context, Result};
 use datasets::{
     encode_classification, load_classification, pad_id, CacheReport, CacheStatus, ClassificationOptions, EncodeOptions,
-    PreparedDataset, ProcessedDataset,
+    PreparedDataset, ProcessedDataset, Target,
 };
 use heads::{FreezeStrategy, MultiTaskConfig, MultiTaskModel};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::Device;
-use trainer::{train_and_evaluate, NoObserver, OptimizerKind, TaskData, TrainConfig};
+use trainer::{separate_epoch_batches, train_and_evaluate, NoObserver, OptimizerKind, TaskData, TrainConfig};
 
 struct Args {
     strategy: String,
@@ -41,6 +47,7 @@ struct Args {
     precision: encoder::Precision,
     attention_dropout: Option<f64>,
     adamw: bool,
+    dump_batches: Option<PathBuf>,
 }
 
 fn workspace_root() -> PathBuf {
@@ -64,6 +71,7 @@ fn parse_args() -> Result<Args> {
         precision: encoder::Precision::F32,
         attention_dropout: None,
         adamw: false,
+        dump_batches: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -94,6 +102,7 @@ fn parse_args() -> Result<Args> {
                     other => bail!("--optimizer takes adam or adamw, not {other}"),
                 }
             }
+            "--dump-batches" => args.dump_batches = Some(value()?.into()),
             // `cargo bench` passes `--bench`.
             "--bench" => {}
             other => bail!("unknown argument {other}"),
@@ -158,6 +167,49 @@ fn dataset(args: &Args, tokenizer: &tokenizers::Tokenizer) -> Result<(PreparedDa
     Ok((prepared, file))
 }
 
+/// The first epoch's batches, examples and settings, for the PyTorch peer.
+fn dump_batches(
+    path: &Path,
+    dataset: &PreparedDataset,
+    config: &TrainConfig,
+    model: &MultiTaskModel,
+    optimizer: OptimizerKind,
+) -> Result<()> {
+    let batches = separate_epoch_batches(config, trainer::Task::Classification, dataset, 1)?;
+    let mut examples = Vec::with_capacity(dataset.train.len());
+    let mut labels = Vec::with_capacity(dataset.train.len());
+    // Indices into the dump's own example list.
+    let mut position = std::collections::HashMap::with_capacity(dataset.train.len());
+    for &index in &dataset.train {
+        let example = &dataset.data.examples[index];
+        let Target::Class(label) = example.target else { bail!("example {index} is not a classification example") };
+        position.insert(index, examples.len());
+        examples.push(&example.input_ids);
+        labels.push(label);
+    }
+    let batches: Vec<Vec<usize>> = batches.iter().map(|batch| batch.iter().map(|i| position[i]).collect()).collect();
+    let encoder = &model.config().encoder;
+    let weight_decay = match optimizer {
+        OptimizerKind::Adam { weight_decay } | OptimizerKind::AdamW { weight_decay } => weight_decay,
+    };
+    let dump = json!({
+        "examples": examples,
+        "labels": labels,
+        "batches": batches,
+        "pad_id": dataset.data.pad_id,
+        "classes": dataset.data.label_names.len(),
+        "learning_rate": config.learning_rate,
+        "optimizer": if matches!(optimizer, OptimizerKind::AdamW { .. }) { "adamw" } else { "adam" },
+        "weight_decay": weight_decay,
+        "attention_dropout": encoder.attention_probs_dropout_prob,
+        "hidden_dropout": encoder.hidden_dropout_prob,
+        "head_dropout": model.config().head_dropout,
+        "pooling": model.config().pooling.to_string(),
+        "max_grad_norm": config.max_grad_norm,
+    });
+    std::fs::write(path, serde_json::to_vec(&dump)?).with_context(|| format!("cannot write {}", path.display()))
+}
+
 fn main() {
     if let Err(error) = run() {
         eprintln!("trainer epoch_cost bench: {error:#}");
@@ -203,6 +255,9 @@ fn run() -> Result<()> {
         optimizer,
         ..TrainConfig::default()
     };
+    if let Some(path) = &args.dump_batches {
+        dump_batches(path, &dataset, &config, &model, optimizer)?;
+    }
     let started = Instant::now();
     let data = TaskData { classification: Some(&dataset), ner: None };
     let outcome = train_and_evaluate(&model, &strategy, data, &config, None, &mut NoObserver)?;

@@ -32,6 +32,14 @@ pub enum TrainError {
         /// The loss value.
         value: f64,
     },
+    /// The data does not fit the model (labels, token ids, lengths, splits).
+    #[error("the {task} data does not fit the model: {message}")]
+    DataMismatch {
+        /// The task whose data is wrong.
+        task: Task,
+        /// What is wrong, naming the example.
+        message: String,
+    },
     /// A setting that cannot work.
     #[error("invalid training configuration: {0}")]
     InvalidConfig(String),

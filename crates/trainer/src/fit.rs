@@ -1,6 +1,7 @@
 //! The training loop of the notebook's Task 4: evaluate, train (separate or combined), evaluate again; with
 //! validation examples, each epoch is scored on them, the best epoch's weights are kept and training can stop early.
 
+use crate::check::{check_data_fits, warn_if_nothing_to_learn};
 use crate::config::{Mode, Task, TrainConfig};
 use crate::error::{Result, TrainError};
 use crate::evaluate::{evaluate_classification, evaluate_ner, Backbone, ClassificationEvaluation, NerEvaluation};
@@ -139,6 +140,8 @@ pub fn train_and_evaluate(
                 .into(),
         ));
     }
+    check_data_fits(model, data)?;
+    warn_if_nothing_to_learn(data);
     let frozen_encoder = freezes_encoder(strategy);
     if let Some(given) = &cache {
         if !frozen_encoder {
@@ -212,6 +215,7 @@ pub fn evaluate(
     batch_size: usize,
     cache: Option<&FeatureCache>,
 ) -> Result<Evaluation> {
+    check_data_fits(model, data)?;
     if let Some(cache) = cache {
         cache.check_serves(data)?;
     }
@@ -446,9 +450,7 @@ impl Trainer<'_> {
     ) -> Result<EpochRecord> {
         let started = Instant::now();
         let config = self.config;
-        let sampler = BucketSampler::new(config.batch_size);
-        let stream = if task == Task::Classification { 0 } else { 1_000 };
-        let batches = sampler.train_batches(&dataset.train, &dataset.lengths(), config.seed, stream + epoch as u64)?;
+        let batches = separate_epoch_batches(config, task, dataset, epoch)?;
         if batches.is_empty() {
             return Err(TrainError::InvalidConfig(format!("the {task} data has no training examples")));
         }
@@ -588,6 +590,19 @@ impl Trainer<'_> {
         self.global_step += 1;
         Ok(StepRecord { task, epoch, step, global_step: self.global_step, loss, lr_factor })
     }
+}
+
+/// The training batches (lists of example indices into `dataset`) of `task`'s `epoch` (1-based) in separate mode,
+/// in the order the training loop runs them: seeded by [`TrainConfig::seed`], the task and the epoch.
+pub fn separate_epoch_batches(
+    config: &TrainConfig,
+    task: Task,
+    dataset: &PreparedDataset,
+    epoch: usize,
+) -> Result<Vec<Vec<usize>>> {
+    let stream = if task == Task::Classification { 0 } else { 1_000 };
+    let sampler = BucketSampler::new(config.batch_size);
+    Ok(sampler.train_batches(&dataset.train, &dataset.lengths(), config.seed, stream + epoch as u64)?)
 }
 
 /// A task's training batches for combined mode: when they run out, a new shuffle starts (the shorter task cycles).

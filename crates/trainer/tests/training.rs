@@ -536,3 +536,45 @@ fn bf16_training_keeps_f32_weights_and_learns() {
     assert!(last < first * 0.5, "bf16 loss {first} -> {last}");
     assert!(outcome.after.classification.expect("scored").report.accuracy >= 0.9);
 }
+
+#[test]
+fn data_that_does_not_fit_the_model_is_refused_before_training_naming_the_example() {
+    let _rng = serial();
+    let model = tiny_model(0.0, 3);
+    let config = TrainConfig { epochs: 1, batch_size: 4, ..TrainConfig::default() };
+    let ner = ner_data(20);
+    // Each corruption as a reloaded cache could carry it.
+    type Corruption = (&'static str, fn(&mut PreparedDataset));
+    let corruptions: [Corruption; 5] = [
+        ("class 7 is not one of the 2 labels", |d| d.data.examples[3].target = Target::Class(7)),
+        ("token id 99 is outside the model's vocabulary of 24", |d| d.data.examples[4].input_ids[1] = 99),
+        ("labels [\"bad\", \"good\"] are not the model's", |d| d.data.label_names = vec!["bad".into(), "good".into()]),
+        ("the test split names example 500", |d| d.test.push(500)),
+        ("more than the model's 32 positions", |d| {
+            let example = &mut d.data.examples[2];
+            example.input_ids = vec![10; 40];
+            example.type_ids = vec![0; 40];
+        }),
+    ];
+    for (expected, corrupt) in corruptions {
+        let mut classification = classification_data(20);
+        corrupt(&mut classification);
+        let data = TaskData { classification: Some(&classification), ner: Some(&ner) };
+        let before = weights(&model);
+        let error = train_and_evaluate(&model, &FreezeStrategy::All, data, &config, None, &mut NoObserver)
+            .expect_err("refused");
+        assert!(matches!(error, TrainError::DataMismatch { .. }), "{error}");
+        assert!(error.to_string().contains(expected), "{error} lacks {expected}");
+        assert_eq!(max_difference(&before, &weights(&model)), 0.0, "nothing trained");
+        let error = evaluate(&model, data, Split::Test, 4, None).expect_err("evaluation refuses too");
+        assert!(error.to_string().contains(expected), "{error}");
+    }
+    let mut bad_tags = ner_data(20);
+    if let Target::Tokens(targets) = &mut bad_tags.data.examples[5].target {
+        targets.word_labels[0] = 9;
+    }
+    let classification = classification_data(20);
+    let data = TaskData { classification: Some(&classification), ner: Some(&bad_tags) };
+    let error = evaluate(&model, data, Split::Test, 4, None).expect_err("tag out of range");
+    assert!(error.to_string().contains("the ner data does not fit the model: example 5: word label 9"), "{error}");
+}

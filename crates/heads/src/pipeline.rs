@@ -1,0 +1,559 @@
+//! Inference: texts in, typed predictions out (the sentence class and the named entities of each text).
+//!
+//! [`predict`] tokenizes, batches with dynamic padding ([`encoder::run_sorted_batches`]), runs the model without
+//! gradients, maps sub-tokens back to words and decodes the entities:
+//!
+//! - The class is predicted on the text cleaned as the classification training data was
+//!   ([`datasets::clean_text`]).
+//! - The entities are predicted on the raw text split into words as the NER training data is (BERT's pre-tokenizer
+//!   rule: whitespace, each punctuation mark a word). Each word takes the tag predicted at its first sub-token, as
+//!   training and evaluation read it; the tags are read in strict IOB2 (an `I-` with no `B-` before it starts no
+//!   entity). Words beyond the model's length are tagged `O`.
+//!
+//! Texts longer than the model's length are truncated, with a `tracing` warning. Offsets in [`EntitySpan`] count
+//! characters (Unicode scalar values) of the text as given.
+//!
+//! ```no_run
+//! use encoder::BertTokenizer;
+//! use heads::{pipeline, HeadsError, MultiTaskModel};
+//! use std::path::Path;
+//! use tch::Device;
+//!
+//! // A checkpoint written by `MultiTaskModel::save` (e.g. a `bertmt reproduce` run) holds the model and tokenizer.
+//! let dir = Path::new("runs/my-run/checkpoint");
+//! let model = MultiTaskModel::load(dir, Device::Cpu)?;
+//! let positions = model.config().encoder.max_position_embeddings;
+//! let max_length = usize::try_from(positions).map_err(|_| HeadsError::InvalidConfig("positions".into()))?;
+//! let tokenizer = BertTokenizer::from_dir(dir, max_length)?;
+//!
+//! let texts = ["John Smith lives in New York.", "The film was great!"];
+//! let predictions = pipeline::predict(&model, &tokenizer, &texts, 32)?;
+//! let first = &predictions[0];
+//! let class = format!("{} ({:.2})", first.class.label, first.class.probability);
+//! let entities: Vec<String> =
+//!     first.entities.iter().map(|e| format!("{} [{}] {:.2}", e.text, e.entity_type, e.score)).collect();
+//! # Ok::<(), heads::HeadsError>(())
+//! ```
+
+use crate::error::{HeadsError, Result};
+use crate::model::MultiTaskModel;
+use encoder::{run_sorted_batches, BertTokenizer};
+use metrics::{extract_entities, Entity, EntityMode, Scheme};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use tch::{Device, Kind, Tensor};
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::{Encoding, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
+
+/// The predictions for one text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// The text as given.
+    pub text: String,
+    /// The sentence class.
+    pub class: ClassPrediction,
+    /// The entities, in order of their first word.
+    pub entities: Vec<EntitySpan>,
+    /// The words the NER head tagged.
+    pub words: Vec<String>,
+    /// The tag of each word (`O` for a word beyond the model's length).
+    pub tags: Vec<String>,
+}
+
+/// The predicted class with its probability, and every class's probability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassPrediction {
+    /// The most probable class.
+    pub label: String,
+    /// Its probability.
+    pub probability: f64,
+    /// Every class's probability (softmax of the logits).
+    pub probabilities: BTreeMap<String, f64>,
+}
+
+/// One entity: words `start_word..end_word` (end exclusive) and the text they cover.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntitySpan {
+    /// The entity type (the tag without its `B-`/`I-` prefix).
+    #[serde(rename = "type")]
+    pub entity_type: String,
+    /// The first word.
+    pub start_word: usize,
+    /// One past the last word.
+    pub end_word: usize,
+    /// The text from the first word's start to the last word's end.
+    pub text: String,
+    /// Character offset of the start in the text.
+    pub start_char: usize,
+    /// Character offset one past the end in the text.
+    pub end_char: usize,
+    /// How sure the NER head is of this entity: the mean, over the entity's words, of the probability (softmax over
+    /// the NER labels) the head gave to the word's predicted tag at the word's first sub-token. In (0, 1]; a
+    /// confidence of the tagger, not a calibrated probability that the span is right.
+    pub score: f64,
+}
+
+/// A word of the raw text with its byte and character offsets (ends exclusive).
+#[derive(Debug, Clone, PartialEq)]
+struct Word {
+    text: String,
+    bytes: (usize, usize),
+    chars: (usize, usize),
+}
+
+/// The NER head's prediction at one token: the most probable tag's index and its probability.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct TokenTag {
+    tag: i64,
+    probability: f64,
+}
+
+/// A word's tag, with the probability of that tag at the word's first sub-token (`None` for a word with no token).
+#[derive(Debug, Clone, PartialEq)]
+struct WordTag {
+    tag: String,
+    probability: Option<f64>,
+}
+
+/// Classifies `texts` and finds their entities, batched `batch_size` texts a forward pass with dynamic padding,
+/// without gradients; one [`Prediction`] per text, in the order of `texts`.
+///
+/// The predictions do not depend on `batch_size` (padding is masked out) beyond floating-point rounding. The
+/// tokenizer must be the model's (as saved in its checkpoint) and truncate to at most the model's
+/// `max_position_embeddings`. No texts give no predictions.
+///
+/// # Errors
+///
+/// [`HeadsError::InvalidInput`] when `batch_size` is 0; [`HeadsError::Encoder`] when tokenizing fails;
+/// [`HeadsError::WordSplit`] when a text cannot be split into words; [`HeadsError::NerLabels`] when the model's NER
+/// labels are not IOB2 tags; [`HeadsError::ModelOutput`] when the model's outputs do not fit its labels; and errors
+/// of the model ([`HeadsError::Torch`], ...).
+pub fn predict<S: AsRef<str>>(
+    model: &MultiTaskModel,
+    tokenizer: &BertTokenizer,
+    texts: &[S],
+    batch_size: usize,
+) -> Result<Vec<Prediction>> {
+    if batch_size == 0 {
+        return Err(HeadsError::InvalidInput("batch_size must be at least 1".into()));
+    }
+    if texts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let config = model.config();
+    let device = model.device();
+    let pad_id = tokenizer.pad_id();
+    let _no_grad = tch::no_grad_guard();
+
+    let cleaned: Vec<String> = texts.iter().map(|text| datasets::clean_text(text.as_ref())).collect();
+    let cleaned_refs: Vec<&str> = cleaned.iter().map(String::as_str).collect();
+    let class_encodings = tokenizer.encode_texts(&cleaned_refs)?;
+    warn_truncated(&class_encodings, tokenizer, "texts truncated to the model's length for classification");
+    let ids: Vec<&[u32]> = class_encodings.iter().map(Encoding::get_ids).collect();
+    let class_probabilities =
+        run_sorted_batches(&ids, pad_id, device, batch_size, |input_ids, mask| -> Result<Vec<Vec<f64>>> {
+            let logits = model.classify_t(input_ids, mask, None, false)?;
+            check_finite(&logits, "classification")?;
+            let probabilities = logits.f_to_kind(Kind::Double)?.f_softmax(-1, Kind::Double)?;
+            Ok(Vec::<Vec<f64>>::try_from(&probabilities.f_to_device(Device::Cpu)?)?)
+        })?;
+
+    let words: Vec<Vec<Word>> = texts.iter().map(|text| split_words(text.as_ref())).collect::<Result<_>>()?;
+    let word_encodings: Vec<Encoding> = words
+        .iter()
+        .map(|words| {
+            let refs: Vec<&str> = words.iter().map(|word| word.text.as_str()).collect();
+            Ok(tokenizer.encode_words(&refs)?)
+        })
+        .collect::<Result<_>>()?;
+    warn_truncated(&word_encodings, tokenizer, "words beyond the model's length are tagged O");
+    let ids: Vec<&[u32]> = word_encodings.iter().map(Encoding::get_ids).collect();
+    let token_tags = run_sorted_batches(&ids, pad_id, device, batch_size, |input_ids, mask| {
+        let logits = model.tag_t(input_ids, mask, None, false)?;
+        check_finite(&logits, "NER")?;
+        token_predictions(&logits)
+    })?;
+    let word_tags: Vec<Vec<WordTag>> = word_encodings
+        .iter()
+        .zip(&token_tags)
+        .zip(&words)
+        .map(|((encoding, predicted), words)| {
+            word_tags(encoding.get_word_ids(), predicted, words.len(), &config.ner_labels)
+        })
+        .collect();
+    let tags: Vec<Vec<String>> =
+        word_tags.iter().map(|tags| tags.iter().map(|word| word.tag.clone()).collect()).collect();
+    let mut entities: Vec<Vec<Entity>> = (0..texts.len()).map(|_| Vec::new()).collect();
+    for entity in extract_entities(&tags, EntityMode::Strict(Scheme::Iob2)).map_err(HeadsError::NerLabels)? {
+        if let Some(sentence) = entities.get_mut(entity.sentence) {
+            sentence.push(entity);
+        }
+    }
+
+    let mut predictions = Vec::with_capacity(texts.len());
+    for ((((text, words), tags), (word_tags, entities)), probabilities) in
+        texts.iter().zip(words).zip(tags).zip(word_tags.iter().zip(&entities)).zip(&class_probabilities)
+    {
+        let text = text.as_ref();
+        let class = class_prediction(probabilities, &config.classification_labels)?;
+        let entities = entities.iter().filter_map(|entity| entity_span(text, &words, word_tags, entity)).collect();
+        let words = words.into_iter().map(|word| word.text).collect();
+        predictions.push(Prediction { text: text.to_string(), class, entities, words, tags });
+    }
+    Ok(predictions)
+}
+
+/// The most probable tag at every position of NER logits `[batch, seq, labels]`, with its softmax probability: one
+/// row of `seq` predictions per sequence (padding positions included; callers read only the real tokens).
+/// Refuses NaN or infinite logits (broken weights), which would otherwise come out as a confident-looking answer.
+fn check_finite(logits: &Tensor, head: &str) -> Result<()> {
+    if logits.f_isfinite()?.f_all()?.f_int64_value(&[])? == 1 {
+        Ok(())
+    } else {
+        Err(HeadsError::ModelOutput(format!(
+            "the {head} head gave NaN or infinite logits: the checkpoint's weights are not usable"
+        )))
+    }
+}
+
+fn token_predictions(logits: &Tensor) -> Result<Vec<Vec<TokenTag>>> {
+    let tags = logits.f_argmax(-1, false)?;
+    let probabilities = logits
+        .f_to_kind(Kind::Double)?
+        .f_softmax(-1, Kind::Double)?
+        .f_gather(-1, &tags.f_unsqueeze(-1)?, false)?
+        .f_squeeze_dim(-1)?;
+    let tags = Vec::<Vec<i64>>::try_from(&tags.f_to_device(Device::Cpu)?)?;
+    let probabilities = Vec::<Vec<f64>>::try_from(&probabilities.f_to_device(Device::Cpu)?)?;
+    Ok(tags
+        .into_iter()
+        .zip(probabilities)
+        .map(|(tags, probabilities)| {
+            tags.into_iter().zip(probabilities).map(|(tag, probability)| TokenTag { tag, probability }).collect()
+        })
+        .collect())
+}
+
+/// The span of `entity` (words `start..end` of `words`) in `text`, scored by the mean probability of its words'
+/// tags. `None` only when the entity does not fit the words, which [`extract_entities`] never gives.
+fn entity_span(text: &str, words: &[Word], word_tags: &[WordTag], entity: &Entity) -> Option<EntitySpan> {
+    let first = words.get(entity.start)?;
+    let last = words.get(entity.end.checked_sub(1)?)?;
+    // Every word of an entity has a B-/I- tag, so a predicted one with its probability.
+    let probabilities: Vec<f64> =
+        word_tags.get(entity.start..entity.end)?.iter().filter_map(|word| word.probability).collect();
+    if probabilities.is_empty() {
+        return None;
+    }
+    Some(EntitySpan {
+        entity_type: entity.entity_type.clone(),
+        start_word: entity.start,
+        end_word: entity.end,
+        text: text.get(first.bytes.0..last.bytes.1)?.to_string(),
+        start_char: first.chars.0,
+        end_char: last.chars.1,
+        score: probabilities.iter().sum::<f64>() / probabilities.len() as f64,
+    })
+}
+
+/// Splits raw text into words as BERT's pre-tokenizer does (whitespace, each punctuation mark a word), keeping the
+/// original casing and offsets.
+fn split_words(text: &str) -> Result<Vec<Word>> {
+    let mut pretokenized = PreTokenizedString::from(text);
+    BertPreTokenizer.pre_tokenize(&mut pretokenized).map_err(|error| HeadsError::WordSplit(error.to_string()))?;
+    let splits = pretokenized.get_splits(OffsetReferential::Original, OffsetType::Byte);
+    let mut words = Vec::with_capacity(splits.len());
+    for (_, (start, end), _) in splits {
+        let (Some(before), Some(word)) = (text.get(..start), text.get(start..end)) else {
+            return Err(HeadsError::WordSplit(format!("word offsets {start}..{end} are not in the text")));
+        };
+        let start_char = before.chars().count();
+        words.push(Word {
+            text: word.to_string(),
+            bytes: (start, end),
+            chars: (start_char, start_char + word.chars().count()),
+        });
+    }
+    Ok(words)
+}
+
+/// Each word's tag and its probability: the prediction at its first sub-token, as training and evaluation read it;
+/// `O` (with no probability) for a word with no token (cut off by truncation, or nothing left after normalisation)
+/// or a tag index outside `labels`.
+fn word_tags(word_ids: &[Option<u32>], predicted: &[TokenTag], words: usize, labels: &[String]) -> Vec<WordTag> {
+    let mut tags: Vec<Option<WordTag>> = vec![None; words];
+    let mut previous = None;
+    for (&word, prediction) in word_ids.iter().zip(predicted) {
+        if let Some(word) = word {
+            if previous != Some(word) {
+                if let Some(slot) = usize::try_from(word).ok().and_then(|w| tags.get_mut(w)) {
+                    *slot = usize::try_from(prediction.tag)
+                        .ok()
+                        .and_then(|t| labels.get(t))
+                        .map(|tag| WordTag { tag: tag.clone(), probability: Some(prediction.probability) });
+                }
+            }
+        }
+        previous = word;
+    }
+    tags.into_iter().map(|tag| tag.unwrap_or_else(|| WordTag { tag: "O".into(), probability: None })).collect()
+}
+
+/// The most probable class and every class's probability.
+fn class_prediction(probabilities: &[f64], labels: &[String]) -> Result<ClassPrediction> {
+    if probabilities.len() != labels.len() {
+        return Err(HeadsError::ModelOutput(format!(
+            "the classification head gave {} probabilities for {} labels",
+            probabilities.len(),
+            labels.len()
+        )));
+    }
+    let (label, &probability) = labels
+        .iter()
+        .zip(probabilities)
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .ok_or_else(|| HeadsError::ModelOutput("the model has no classification labels".into()))?;
+    Ok(ClassPrediction {
+        label: label.clone(),
+        probability,
+        probabilities: labels.iter().cloned().zip(probabilities.iter().copied()).collect(),
+    })
+}
+
+fn warn_truncated(encodings: &[Encoding], tokenizer: &BertTokenizer, message: &str) {
+    let truncated = encodings.iter().filter(|encoding| !encoding.get_overflowing().is_empty()).count();
+    if truncated > 0 {
+        tracing::warn!(truncated, max_length = tokenizer.max_length(), "{message}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tests::{tiny, tiny_config};
+    use encoder::Pooling;
+
+    #[test]
+    fn words_split_on_whitespace_and_punctuation_with_char_offsets() {
+        let words = split_words("Zoë met J.R. Smith, today!").expect("split");
+        let texts: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
+        assert_eq!(texts, ["Zoë", "met", "J", ".", "R", ".", "Smith", ",", "today", "!"]);
+        assert_eq!((words[0].bytes, words[0].chars), ((0, 4), (0, 3)));
+        assert_eq!((words[1].bytes, words[1].chars), ((5, 8), (4, 7)));
+    }
+
+    #[test]
+    fn each_word_takes_its_first_sub_token_tag() {
+        let labels: Vec<String> = ["O", "B-LOC", "I-LOC"].iter().map(|s| s.to_string()).collect();
+        let word_ids = [None, Some(0), Some(0), Some(1), None];
+        let predicted: Vec<TokenTag> = [(0, 0.9), (1, 0.8), (2, 0.7), (2, 0.6), (0, 0.5)]
+            .into_iter()
+            .map(|(tag, probability)| TokenTag { tag, probability })
+            .collect();
+        let tags = word_tags(&word_ids, &predicted, 3, &labels);
+        let tags: Vec<(&str, Option<f64>)> = tags.iter().map(|word| (word.tag.as_str(), word.probability)).collect();
+        assert_eq!(tags, [("B-LOC", Some(0.8)), ("I-LOC", Some(0.6)), ("O", None)]);
+    }
+
+    #[test]
+    fn an_entity_scores_the_mean_of_its_words_tag_probabilities() {
+        let text = "Zoë visited New York";
+        let words = split_words(text).expect("split");
+        let tag = |tag: &str, probability| WordTag { tag: tag.into(), probability };
+        let word_tags =
+            [tag("B-PER", Some(0.9)), tag("O", Some(0.99)), tag("B-LOC", Some(0.8)), tag("I-LOC", Some(0.5))];
+        let entity = Entity { sentence: 0, entity_type: "LOC".into(), start: 2, end: 4 };
+        let span = entity_span(text, &words, &word_tags, &entity).expect("span");
+        assert_eq!((span.text.as_str(), span.start_char, span.end_char), ("New York", 12, 20));
+        assert!((span.score - 0.65).abs() < 1e-12, "{}", span.score);
+        let entity = Entity { sentence: 0, entity_type: "PER".into(), start: 0, end: 1 };
+        let span = entity_span(text, &words, &word_tags, &entity).expect("span");
+        assert_eq!((span.text.as_str(), span.start_char, span.end_char, span.score), ("Zoë", 0, 3, 0.9));
+    }
+
+    /// A tokenizer for the tiny model (16 positions, so 14 words a text) over a small vocabulary in a tempdir.
+    fn tiny_tokenizer() -> BertTokenizer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vocab = [
+            "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "john", "smith", "lives", "in", "new", "york", "zoe", "met",
+            "koln", ".", ",", "!", "the", "film", "was", "great", "##s",
+        ];
+        std::fs::write(dir.path().join("vocab.txt"), vocab.join("\n")).expect("vocab");
+        let tokenizer = BertTokenizer::from_dir(dir.path(), 16).expect("tokenizer");
+        tokenizer.check_fits(tiny_config(Pooling::Mean).encoder.vocab_size).expect("fits the tiny model");
+        tokenizer
+    }
+
+    const TEXTS: [&str; 5] = [
+        "John Smith lives in New York.",
+        "Zoë met Jöhns in Köln!",
+        "The film was great",
+        "johns",
+        "New York, New York, the film was great and John Smith met Zoë in Köln.",
+    ];
+
+    /// Chars `start..end` of `text`.
+    fn char_slice(text: &str, start: usize, end: usize) -> String {
+        text.chars().skip(start).take(end - start).collect()
+    }
+
+    #[test]
+    fn predictions_are_in_input_order_and_do_not_depend_on_the_batch_size() {
+        let model = tiny(Pooling::Mean);
+        let tokenizer = tiny_tokenizer();
+        let all = predict(&model, &tokenizer, &TEXTS, TEXTS.len()).expect("predicts");
+        assert_eq!(all.len(), TEXTS.len());
+        for (index, prediction) in all.iter().enumerate() {
+            assert_eq!(prediction.text, TEXTS[index]);
+            // The same as predicting the text alone.
+            let alone = predict(&model, &tokenizer, &TEXTS[index..=index], 1).expect("predicts");
+            assert_same(&alone[0], prediction);
+        }
+        for batch_size in [1, 3, 64] {
+            let batched = predict(&model, &tokenizer, &TEXTS, batch_size).expect("predicts");
+            assert_eq!(batched.len(), all.len());
+            for (batched, all) in batched.iter().zip(&all) {
+                assert_same(batched, all);
+            }
+        }
+        assert!(predict(&model, &tokenizer, &[] as &[&str], 4).expect("no texts").is_empty());
+        // `&[String]` works as well as `&[&str]`.
+        let owned: Vec<String> = TEXTS.iter().map(|text| text.to_string()).collect();
+        assert_same(&predict(&model, &tokenizer, &owned, 2).expect("predicts")[4], &all[4]);
+    }
+
+    /// Equal up to floating-point rounding in the probabilities and scores.
+    fn assert_same(a: &Prediction, b: &Prediction) {
+        assert_eq!((&a.text, &a.words, &a.tags, &a.class.label), (&b.text, &b.words, &b.tags, &b.class.label));
+        assert!((a.class.probability - b.class.probability).abs() < 1e-6, "{a:?} vs {b:?}");
+        for (label, p) in &a.class.probabilities {
+            assert!((p - b.class.probabilities[label]).abs() < 1e-6, "{a:?} vs {b:?}");
+        }
+        assert_eq!(a.entities.len(), b.entities.len(), "{a:?} vs {b:?}");
+        for (x, y) in a.entities.iter().zip(&b.entities) {
+            assert_eq!(EntitySpan { score: 0.0, ..x.clone() }, EntitySpan { score: 0.0, ..y.clone() });
+            assert!((x.score - y.score).abs() < 1e-6, "{x:?} vs {y:?}");
+        }
+    }
+
+    #[test]
+    fn class_probabilities_sum_to_one_and_the_label_is_the_most_probable() {
+        let model = tiny(Pooling::Cls);
+        let predictions = predict(&model, &tiny_tokenizer(), &TEXTS, 2).expect("predicts");
+        for prediction in &predictions {
+            let class = &prediction.class;
+            assert_eq!(class.probabilities.len(), 3);
+            let sum: f64 = class.probabilities.values().sum();
+            assert!((sum - 1.0).abs() < 1e-9, "{sum}");
+            let best = class.probabilities.iter().max_by(|a, b| a.1.total_cmp(b.1)).expect("labels");
+            assert_eq!((best.0, *best.1), (&class.label, class.probability));
+            assert_eq!(prediction.words.len(), prediction.tags.len());
+            for entity in &prediction.entities {
+                assert!(entity.score > 0.0 && entity.score <= 1.0, "{entity:?}");
+                assert_eq!(entity.text, char_slice(&prediction.text, entity.start_char, entity.end_char));
+            }
+        }
+    }
+
+    /// The tiny model with a NER head that says `B-PER` at every token, with probability
+    /// `e^2 / (e^2 + e^1 + 3)`.
+    fn everyone_a_person() -> (MultiTaskModel, f64) {
+        let model = tiny(Pooling::Mean);
+        force_second_tag(&model);
+        let e = std::f64::consts::E;
+        (model, e * e / (e * e + e + 3.0))
+    }
+
+    /// Makes the NER head predict its second label (index 1) at every token.
+    fn force_second_tag(model: &MultiTaskModel) {
+        tch::no_grad(|| {
+            for (name, mut tensor) in model.named_parameters() {
+                match name.as_str() {
+                    "ner_head.weight" => _ = tensor.zero_(),
+                    "ner_head.bias" => tensor.copy_(&Tensor::from_slice(&[0f32, 2.0, 1.0, 0.0, 0.0])),
+                    _ => {}
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn entity_spans_cover_their_text_by_char_offsets_and_score_their_tags() {
+        let (model, probability) = everyone_a_person();
+        let text = "Zoë Müller met Jöhns in Köln, süß!";
+        let predictions = predict(&model, &tiny_tokenizer(), &[text], 8).expect("predicts");
+        let prediction = &predictions[0];
+        assert_eq!(prediction.words, ["Zoë", "Müller", "met", "Jöhns", "in", "Köln", ",", "süß", "!"]);
+        assert!(prediction.tags.iter().all(|tag| tag == "B-PER"), "{:?}", prediction.tags);
+        assert_eq!(prediction.entities.len(), prediction.words.len());
+        for (index, entity) in prediction.entities.iter().enumerate() {
+            assert_eq!((entity.start_word, entity.end_word, entity.entity_type.as_str()), (index, index + 1, "PER"));
+            assert_eq!(entity.text, prediction.words[index]);
+            assert_eq!(entity.text, char_slice(text, entity.start_char, entity.end_char), "{entity:?}");
+            assert!((entity.score - probability).abs() < 1e-6, "{entity:?}: expected {probability}");
+        }
+        // Char offsets, not byte offsets: "Köln" starts at char 24 but byte 27.
+        assert_eq!(text.find("Köln"), Some(27));
+        assert_eq!((prediction.entities[5].start_char, prediction.entities[5].end_char), (24, 28));
+    }
+
+    #[test]
+    fn words_beyond_the_model_length_are_tagged_o() {
+        let (model, _) = everyone_a_person();
+        let text = vec!["John"; 20].join(" ");
+        let predictions = predict(&model, &tiny_tokenizer(), &[text.as_str()], 4).expect("predicts");
+        let tags = &predictions[0].tags;
+        assert_eq!(tags.len(), 20);
+        // 16 positions minus [CLS] and [SEP]: 14 words tagged.
+        assert!(tags[..14].iter().all(|tag| tag == "B-PER") && tags[14..].iter().all(|tag| tag == "O"), "{tags:?}");
+        assert_eq!(predictions[0].entities.len(), 14);
+        assert_eq!(predictions[0].entities[13].end_char, 13 * 5 + 4);
+    }
+
+    #[test]
+    fn a_text_without_words_has_no_tags() {
+        let (model, _) = everyone_a_person();
+        let predictions = predict(&model, &tiny_tokenizer(), &["", "  ", "John"], 2).expect("predicts");
+        for prediction in &predictions[..2] {
+            assert!(prediction.words.is_empty() && prediction.tags.is_empty() && prediction.entities.is_empty());
+            assert_eq!(prediction.class.probabilities.len(), 3);
+        }
+        assert_eq!(predictions[2].tags, ["B-PER"]);
+    }
+
+    #[test]
+    fn a_zero_batch_size_is_an_error() {
+        let model = tiny(Pooling::Mean);
+        let result = predict(&model, &tiny_tokenizer(), &TEXTS, 0);
+        assert!(matches!(result, Err(HeadsError::InvalidInput(_))), "{result:?}");
+    }
+
+    #[test]
+    fn labels_that_are_not_iob2_are_a_typed_error() {
+        let mut config = tiny_config(Pooling::Mean);
+        config.ner_labels = ["O", "PER", "LOC", "MISC", "ORG"].iter().map(|s| s.to_string()).collect();
+        tch::manual_seed(7);
+        let model = MultiTaskModel::new(config, Device::Cpu).expect("model");
+        // Every token tagged `PER`, which has no B-/I- prefix.
+        force_second_tag(&model);
+        let result = predict(&model, &tiny_tokenizer(), &TEXTS, 2);
+        assert!(matches!(result, Err(HeadsError::NerLabels(_))), "{result:?}");
+    }
+
+    #[test]
+    fn nan_weights_are_an_error_not_a_prediction() {
+        for head in ["classification_head.bias", "ner_head.bias"] {
+            let model = tiny(Pooling::Mean);
+            tch::no_grad(|| {
+                for (name, mut tensor) in model.named_parameters() {
+                    if name == head {
+                        let _ = tensor.fill_(f64::NAN);
+                    }
+                }
+            });
+            let result = predict(&model, &tiny_tokenizer(), &TEXTS, 2);
+            let error = result.expect_err("NaN logits").to_string();
+            assert!(error.contains("NaN or infinite logits"), "{head}: {error}");
+        }
+    }
+}
