@@ -147,7 +147,7 @@ impl MultiTaskModel {
         let encoder_tensors: Vec<(String, Tensor)> = self
             .named_parameters()
             .into_iter()
-            .filter(|(name, _)| name.starts_with("embeddings.") || name.starts_with("encoder."))
+            .filter(|(name, _)| encoder::model::EncoderPart::of_variable(name).is_some())
             .collect();
         let tensors = cpu_tensors(encoder_tensors)?;
         staging.write_safetensors(WEIGHTS_FILE, &tensors)?;

@@ -11,6 +11,7 @@
 
 use crate::error::{HeadsError, Result};
 use crate::model::{MultiTaskModel, Task};
+use encoder::model::EncoderPart;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -133,8 +134,10 @@ impl LearningRates {
         let decay = self.layer_decay.unwrap_or(1.0);
         match part {
             Part::Head => self.heads,
-            Part::Layer(layer) => encoder * decay.powi(i32::try_from(num_layers - 1 - layer).unwrap_or(0)),
-            Part::Embeddings => encoder * decay.powi(i32::try_from(num_layers).unwrap_or(0)),
+            Part::Encoder(EncoderPart::Layer(layer)) => {
+                encoder * decay.powi(i32::try_from(num_layers - 1 - layer).unwrap_or(0))
+            }
+            Part::Encoder(EncoderPart::Embeddings) => encoder * decay.powi(i32::try_from(num_layers).unwrap_or(0)),
         }
     }
 }
@@ -160,8 +163,7 @@ impl fmt::Display for ParameterCount {
 /// Which part of the model a variable belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Part {
-    Embeddings,
-    Layer(i64),
+    Encoder(EncoderPart),
     Head,
 }
 
@@ -169,8 +171,7 @@ impl Part {
     /// The name of the part's parameter group: `embeddings`, `encoder.layer.N` or `heads`.
     fn group_name(self) -> String {
         match self {
-            Self::Embeddings => "embeddings".to_string(),
-            Self::Layer(layer) => format!("encoder.layer.{layer}"),
+            Self::Encoder(part) => part.path(),
             Self::Head => "heads".to_string(),
         }
     }
@@ -178,14 +179,7 @@ impl Part {
 
 /// The part of a variable, from its name; `None` for a name that is not one of the model's.
 fn part_of(name: &str) -> Option<Part> {
-    if name.starts_with("embeddings.") {
-        return Some(Part::Embeddings);
-    }
-    if let Some(rest) = name.strip_prefix("encoder.layer.") {
-        let (index, _) = rest.split_once('.')?;
-        return index.parse().ok().map(Part::Layer);
-    }
-    Task::of_variable(name).map(|_| Part::Head)
+    EncoderPart::of_variable(name).map(Part::Encoder).or_else(|| Task::of_variable(name).map(|_| Part::Head))
 }
 
 fn check_lr(what: &str, lr: f64) -> Result<()> {
@@ -262,8 +256,8 @@ impl FreezeStrategy {
             Self::HeadsOnly => part == Part::Head,
             Self::OutputLayers(n) => match part {
                 Part::Head => true,
-                Part::Layer(index) => i64::try_from(n).is_ok_and(|n| index >= num_layers - n),
-                Part::Embeddings => false,
+                Part::Encoder(EncoderPart::Layer(index)) => i64::try_from(n).is_ok_and(|n| index >= num_layers - n),
+                Part::Encoder(EncoderPart::Embeddings) => false,
             },
             Self::All | Self::AllAdaptive { .. } => true,
         }
@@ -306,8 +300,8 @@ impl FreezeStrategy {
         let group_of = |part: Part| -> (String, f64) {
             if let Some(adaptive) = &adaptive {
                 let index = match part {
-                    Part::Embeddings => 0,
-                    Part::Layer(layer) => usize::try_from(layer + 1).unwrap_or(usize::MAX),
+                    Part::Encoder(EncoderPart::Embeddings) => 0,
+                    Part::Encoder(EncoderPart::Layer(layer)) => usize::try_from(layer + 1).unwrap_or(usize::MAX),
                     Part::Head => adaptive.len().saturating_sub(1),
                 };
                 return (part.group_name(), adaptive.get(index).copied().unwrap_or(f64::NAN));
@@ -342,8 +336,8 @@ impl FreezeStrategy {
                 Some((_, group)) => group.parameters.push((name, tensor)),
                 None => {
                     let place = match part {
-                        Part::Embeddings => -1,
-                        Part::Layer(layer) => layer,
+                        Part::Encoder(EncoderPart::Embeddings) => -1,
+                        Part::Encoder(EncoderPart::Layer(layer)) => layer,
                         Part::Head => i64::MAX,
                     };
                     placed.push((place, ParamGroup { name: group_name, lr, parameters: vec![(name, tensor)] }));

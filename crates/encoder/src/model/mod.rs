@@ -15,6 +15,54 @@ use crate::error::{EncoderError, Result};
 use crate::precision::Precision;
 use tch::{nn, Kind, Tensor};
 
+/// The path of the embeddings under the model's root.
+const EMBEDDINGS: &str = "embeddings";
+/// The path of the layer stack under the model's root.
+const ENCODER: &str = "encoder";
+/// The path of the layers under the stack.
+const LAYER: &str = "layer";
+
+/// The part of the encoder a variable belongs to, read from its name relative to the model's root (the encoder
+/// owns its naming scheme; other crates ask here instead of spelling the prefixes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EncoderPart {
+    /// `embeddings.*`: word, position and token type embeddings and their LayerNorm.
+    Embeddings,
+    /// `encoder.layer.N.*`: transformer layer N (0-based, from the input).
+    Layer(i64),
+}
+
+impl EncoderPart {
+    /// The part of the variable `name`; `None` when the name is not one of the encoder's.
+    ///
+    /// ```
+    /// use encoder::model::EncoderPart;
+    /// assert_eq!(EncoderPart::of_variable("embeddings.word_embeddings.weight"), Some(EncoderPart::Embeddings));
+    /// assert_eq!(EncoderPart::of_variable("encoder.layer.11.output.dense.bias"), Some(EncoderPart::Layer(11)));
+    /// assert_eq!(EncoderPart::of_variable("ner_head.weight"), None);
+    /// ```
+    pub fn of_variable(name: &str) -> Option<Self> {
+        let (first, rest) = name.split_once('.')?;
+        match first {
+            EMBEDDINGS => Some(Self::Embeddings),
+            ENCODER => {
+                let rest = rest.strip_prefix(LAYER)?.strip_prefix('.')?;
+                let (index, _) = rest.split_once('.')?;
+                index.parse().ok().filter(|&index: &i64| index >= 0).map(Self::Layer)
+            }
+            _ => None,
+        }
+    }
+
+    /// The part's path: `embeddings` or `encoder.layer.N`.
+    pub fn path(self) -> String {
+        match self {
+            Self::Embeddings => EMBEDDINGS.to_string(),
+            Self::Layer(index) => format!("{ENCODER}.{LAYER}.{index}"),
+        }
+    }
+}
+
 /// The stack of transformer layers (`encoder.layer.*`).
 #[derive(Debug)]
 pub struct BertEncoder {
@@ -24,7 +72,7 @@ pub struct BertEncoder {
 impl BertEncoder {
     /// Creates `num_hidden_layers` layers under `path / "layer" / i`.
     pub fn new(path: nn::Path, config: &BertConfig) -> Self {
-        let layer_path = &path / "layer";
+        let layer_path = &path / LAYER;
         let layers = (0..config.num_hidden_layers).map(|index| BertLayer::new(&layer_path / index, config)).collect();
         Self { layers }
     }
@@ -60,8 +108,8 @@ impl BertModel {
     /// Creates a randomly initialised encoder under `path` (`vs.root()`, or a prefix such as `root / "bert"`).
     pub fn new(path: nn::Path, config: &BertConfig) -> Self {
         Self {
-            embeddings: BertEmbeddings::new(&path / "embeddings", config),
-            encoder: BertEncoder::new(&path / "encoder", config),
+            embeddings: BertEmbeddings::new(&path / EMBEDDINGS, config),
+            encoder: BertEncoder::new(&path / ENCODER, config),
             config: config.clone(),
             precision: Precision::F32,
         }
