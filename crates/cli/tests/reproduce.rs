@@ -249,3 +249,64 @@ fn reproduce_names_a_missing_data_file() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("nope.csv"), "{stderr}");
 }
+
+#[test]
+fn a_killed_run_leaves_whole_records_and_its_name_stays_claimed() {
+    let work = tempfile::tempdir().expect("tempdir");
+    write_tiny_model(&work.path().join("tiny-bert"));
+    write_data(work.path());
+    let args = ["reproduce", "--model", "tiny-bert", "--classification", "reviews.csv", "--ner", "ner.conll"];
+    // Far more epochs than the test waits for: the run is killed while it trains.
+    let settings = ["--epochs", "5000", "--test-size", "6", "--batch-size", "4", "--name", "killed", "--quiet"];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bertmt"))
+        .current_dir(work.path())
+        .args(args)
+        .args(settings)
+        .args(["--device", "cpu", "--strategy", "all"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("bertmt starts");
+    let run = work.path().join("runs/killed");
+    let steps_file = run.join("steps.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    // Records reach the file in flushes of 50 steps: wait for a few flushes.
+    while std::fs::read_to_string(&steps_file).map_or(0, |s| s.lines().count()) < 100 {
+        assert!(child.try_wait().expect("poll").is_none(), "the run ended before it was killed");
+        assert!(std::time::Instant::now() < deadline, "no step records after 300 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+
+    // Every record that reached the file is a whole JSON line; only the last may be cut off mid-write.
+    let steps = std::fs::read_to_string(&steps_file).expect("steps");
+    let lines: Vec<&str> = steps.lines().collect();
+    let whole = if steps.ends_with('\n') { lines.len() } else { lines.len() - 1 };
+    assert!(whole >= 100, "{whole} whole records");
+    for (index, line) in lines[..whole].iter().enumerate() {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("line {index}: {e}"));
+        assert_eq!(record["global_step"], index + 1, "records in order, none lost before the last flush");
+    }
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).expect("config")).expect("json");
+    assert_eq!(config["settings"]["train"]["epochs"], 5000, "the killed run's settings are on disk");
+
+    // The name stays claimed by the killed run; `--overwrite` replaces it with a finished one.
+    let again = bertmt(work.path(), &[&args[..], &settings[..], &["--device", "cpu"]].concat());
+    assert!(!again.status.success(), "reused a killed run's name");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--overwrite"));
+    let replaced = bertmt(
+        work.path(),
+        &[
+            &args[..],
+            &["--epochs", "1", "--test-size", "6", "--batch-size", "4", "--name", "killed", "--quiet"],
+            &["--overwrite"],
+        ]
+        .concat(),
+    );
+    assert!(replaced.status.success(), "{}", String::from_utf8_lossy(&replaced.stderr));
+    let steps = std::fs::read_to_string(&steps_file).expect("steps");
+    assert_eq!(steps.lines().count(), 5 + 4, "only the new run's records");
+    assert!(run.join("checkpoint/checkpoint.json").is_file());
+}

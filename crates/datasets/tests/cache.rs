@@ -183,3 +183,24 @@ fn ner_dataset_is_cached_too() {
     assert_eq!(first.data.label_names, ["O", "B-geo", "I-geo", "B-per", "I-per"]);
     assert_eq!(first.data.dropped.len(), 2);
 }
+
+#[test]
+fn partial_files_of_killed_writers_are_removed_but_not_those_being_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "r.csv", CSV.as_bytes());
+    let cache = dir.path().join("processed");
+    std::fs::create_dir_all(&cache).unwrap();
+    // A partial file two hours old (a killed writer's), one just started (another process's), and a user's file.
+    let old = write(&cache, ".partial-old", b"half an entry");
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::options().write(true).open(&old).unwrap().set_modified(two_hours_ago).unwrap();
+    let fresh = write(&cache, ".partial-fresh", b"being written");
+    let other = write(&cache, "notes.txt", b"not ours");
+    let old_but_not_partial = write(&cache, "old-notes.txt", b"not ours either");
+    std::fs::File::options().write(true).open(&old_but_not_partial).unwrap().set_modified(two_hours_ago).unwrap();
+
+    let prepared = prepare_classification(&input, &ClassificationOptions::default(), &tokenizer(), &options(&cache));
+    assert_eq!(prepared.unwrap().cache.write_error, None);
+    assert!(!old.exists(), "the stale partial file is removed");
+    assert!(fresh.exists() && other.exists() && old_but_not_partial.exists(), "nothing else is touched");
+}
