@@ -26,9 +26,6 @@ use trainer::{
 pub const NOTEBOOK_SENTENCES: [&str; 3] =
     ["Fetch Rewards is a great app!", "I love eating apples.", "I do enjoy oranges!"];
 
-/// The reference outputs committed with the encoder crate (made by `transformers` on the default model).
-const REFERENCE_FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../encoder/tests/fixtures/parity.safetensors");
-
 /// Arguments of `reproduce`. The training settings default to those of `--recipe`; each flag overrides its one.
 #[derive(clap::Args, Debug)]
 pub struct ReproduceArgs {
@@ -675,13 +672,9 @@ fn phase_lines(outcome: &TrainOutcome) -> String {
         .join("\n")
 }
 
-/// Compares with the committed reference when it was made by this model (same directory name and texts).
+/// Compares with the built-in reference outputs when they were made by this model (same directory name).
 fn parity(encoder: &SentenceEncoder, model_dir: &Path) -> Result<Option<ParityReport>> {
-    let fixture = Path::new(REFERENCE_FIXTURE);
-    if !fixture.is_file() {
-        return Ok(None);
-    }
-    let reference = ReferenceOutputs::read(fixture)?;
+    let reference = ReferenceOutputs::default_model()?;
     let same_model = model_dir.file_name().and_then(|n| n.to_str()) == Some(reference.model.as_str());
     if !same_model {
         return Ok(None);

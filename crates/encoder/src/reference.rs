@@ -6,9 +6,8 @@ use crate::error::{EncoderError, Result};
 use crate::pooling::Pooling;
 use crate::sentence::{EncodeOptions, SentenceEncoder};
 use serde::Serialize;
-use std::collections::HashMap;
 use std::path::Path;
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// Reference outputs for a list of texts, run as one padded batch.
 #[derive(Debug)]
@@ -29,12 +28,29 @@ pub struct ReferenceOutputs {
     pub mean: Tensor,
 }
 
+/// The committed reference outputs of the default model (all-MiniLM-L6-v2 on the parity texts), made by
+/// `tests/fixtures/make_parity_fixture.py`; read them with [`ReferenceOutputs::default_model`].
+const DEFAULT_MODEL_OUTPUTS: &[u8] = include_bytes!("../tests/fixtures/parity.safetensors");
+
 impl ReferenceOutputs {
     /// Reads a fixture written by `make_parity_fixture.py` (texts and model name are in its metadata).
     pub fn read(path: &Path) -> Result<Self> {
-        let invalid = |message: String| EncoderError::Config { path: path.to_path_buf(), message };
         let bytes = std::fs::read(path).map_err(|source| EncoderError::Io { path: path.to_path_buf(), source })?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// The reference outputs of the default model, built into the crate. Their [`model`](Self::model) names the
+    /// model directory they came from, so a caller can check it is comparing the same model.
+    pub fn default_model() -> Result<Self> {
+        Self::from_bytes(DEFAULT_MODEL_OUTPUTS, Path::new("(built-in reference outputs of the default model)"))
+    }
+
+    /// Parses a fixture's bytes; `origin` names them in errors.
+    pub fn from_bytes(bytes: &[u8], origin: &Path) -> Result<Self> {
+        let invalid = |message: String| EncoderError::Config { path: origin.to_path_buf(), message };
+        let file = safetensors::SafeTensors::deserialize(bytes)
+            .map_err(|e| invalid(format!("not a safetensors file ({e})")))?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
             .map_err(|e| invalid(format!("not a safetensors file ({e})")))?;
         let metadata = header.metadata().clone().unwrap_or_default();
         let texts: Vec<String> = metadata
@@ -43,12 +59,20 @@ impl ReferenceOutputs {
             .ok_or_else(|| invalid("no `texts` list in the metadata".into()))?;
         let model = metadata.get("model").cloned().unwrap_or_default();
 
-        let mut tensors: HashMap<String, Tensor> =
-            Tensor::read_safetensors(path).map_err(|e| invalid(e.to_string()))?.into_iter().collect();
-        let mut take = |name: &str| tensors.remove(name).ok_or_else(|| invalid(format!("no tensor `{name}`")));
-        let input_ids = Vec::<i64>::try_from(take("input_ids")?)?;
-        let lengths = Vec::<i64>::try_from(take("lengths")?)?;
-        let (token_states, cls, mean) = (take("token_states")?, take("cls")?, take("mean")?);
+        let take = |name: &str, expected: safetensors::Dtype, kind: Kind| -> Result<Tensor> {
+            let view = file.tensor(name).map_err(|_| invalid(format!("no tensor `{name}`")))?;
+            if view.dtype() != expected {
+                return Err(invalid(format!("tensor `{name}` is {:?}, not {expected:?}", view.dtype())));
+            }
+            let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+            Ok(Tensor::f_from_data_size(view.data(), &shape, kind)?)
+        };
+        let (int64, float) = ((safetensors::Dtype::I64, Kind::Int64), (safetensors::Dtype::F32, Kind::Float));
+        let input_ids = Vec::<i64>::try_from(take("input_ids", int64.0, int64.1)?)?;
+        let lengths = Vec::<i64>::try_from(take("lengths", int64.0, int64.1)?)?;
+        let token_states = take("token_states", float.0, float.1)?;
+        let cls = take("cls", float.0, float.1)?;
+        let mean = take("mean", float.0, float.1)?;
         if lengths.len() != texts.len() || lengths.iter().sum::<i64>() != input_ids.len() as i64 {
             return Err(invalid("lengths do not match the texts and token ids".into()));
         }
@@ -148,5 +172,19 @@ mod tests {
             .expect("written");
         let error = ReferenceOutputs::read(&path).expect_err("no texts").to_string();
         assert!(error.contains("no `texts` list"), "{error}");
+    }
+
+    #[test]
+    fn the_built_in_outputs_are_the_committed_fixture() {
+        let built_in = ReferenceOutputs::default_model().expect("built-in outputs parse");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity.safetensors");
+        let file = ReferenceOutputs::read(&path).expect("fixture parses");
+        assert_eq!(built_in.model, "all-MiniLM-L6-v2");
+        assert_eq!(
+            (&built_in.texts, &built_in.input_ids, &built_in.lengths),
+            (&file.texts, &file.input_ids, &file.lengths)
+        );
+        assert_eq!(built_in.token_states.size(), [built_in.input_ids.len() as i64, 384]);
+        assert!(built_in.mean.equal(&file.mean) && built_in.cls.equal(&file.cls));
     }
 }
