@@ -1,0 +1,271 @@
+//! The markdown blocks of docs/benchmarks.md from a run record: the machine block here, one file per section's
+//! tables and targets, and the number formatting they share.
+
+mod encoder;
+mod gemm;
+mod peer;
+mod pipeline;
+mod training;
+
+use super::record::{self, RunRecord};
+use super::Section;
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// A run's blocks; `root` is the project root, whose `runs/bench` holds the earlier runs that some blocks fall back to.
+pub(super) struct Report<'a> {
+    pub(super) record: &'a RunRecord,
+    pub(super) root: &'a Path,
+    pub(super) stamp: &'a str,
+}
+
+/// A JSON number with `digits` decimals, `—` when it is not a number.
+fn f(value: &Value, digits: usize) -> String {
+    value.as_f64().map_or_else(|| "—".into(), |x| format!("{x:.digits$}"))
+}
+
+/// A figure with `digits` decimals, `—` when missing.
+fn opt(value: Option<f64>, digits: usize) -> String {
+    value.map_or_else(|| "—".into(), |x| format!("{x:.digits$}"))
+}
+
+/// A figure with `digits` decimals, `—` when not finite.
+fn num(x: f64, digits: usize) -> String {
+    if x.is_finite() {
+        format!("{x:.digits$}")
+    } else {
+        "—".into()
+    }
+}
+
+fn pct(x: f64) -> String {
+    if x.is_finite() {
+        format!("{:.1}%", 100.0 * x)
+    } else {
+        "—".into()
+    }
+}
+
+/// As JSON shows it: `null` when missing.
+fn or_null(value: Option<impl std::fmt::Display>) -> String {
+    value.map_or_else(|| "null".into(), |x| x.to_string())
+}
+
+fn verdict(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "**met**",
+        Some(false) => "**missed**",
+        None => "not measured",
+    }
+}
+
+impl Report<'_> {
+    fn results(&self) -> impl Iterator<Item = &Value> {
+        self.record.results.iter()
+    }
+
+    fn find(&self, predicate: impl Fn(&Value) -> bool) -> Option<&Value> {
+        self.results().find(|r| predicate(r))
+    }
+
+    /// The most recent earlier full run with a result matching `predicate`: (stamp, result).
+    fn previous(&self, predicate: impl Fn(&Value) -> bool) -> Option<(String, Value)> {
+        record::latest_earlier_result(&self.root.join("runs/bench"), self.stamp, predicate)
+    }
+
+    /// The machine block and one block per section that ran (in `section_loads`, which skipped sections lack).
+    pub(super) fn blocks(&self) -> Vec<(String, String)> {
+        let mut blocks = vec![("machine".to_owned(), self.machine_block())];
+        for section in Section::ALL {
+            if self.record.section_loads.iter().any(|l| l.section == section.key()) {
+                blocks.push((section.key().to_owned(), self.section_block(section)));
+            }
+        }
+        blocks
+    }
+
+    fn measured_line(&self, section: Section) -> String {
+        let loads: Vec<String> =
+            self.results().filter(|r| r["section"] == section.key()).map(|r| f(&r["other_cpu_load"], 2)).collect();
+        let section_load = self
+            .record
+            .section_loads
+            .iter()
+            .find(|x| x.section == section.key())
+            .map_or_else(|| "—".into(), |x| opt(x.load_before, 2));
+        format!(
+            "Measured {} (run `{}`, `runs/bench/{}.json`) with `{}`. 1-minute load average before the section: {}; \
+             CPU used by other processes during each measurement (cores, in order): {}.\n\n",
+            self.record.date.as_deref().unwrap_or("?"),
+            self.stamp,
+            self.stamp,
+            self.record.command.as_deref().unwrap_or("?"),
+            section_load,
+            if loads.is_empty() { "—".into() } else { loads.join(", ") },
+        )
+    }
+
+    fn machine_block(&self) -> String {
+        let m = &self.record.machine;
+        let v = &m.versions;
+        let mut out = String::new();
+        let _ = writeln!(out, "| | |\n|---|---|");
+        let _ = writeln!(
+            out,
+            "| CPU | {} ({} logical CPUs; {}) |",
+            m.cpu.as_deref().unwrap_or("?"),
+            or_null(m.logical_cpus),
+            m.simd.join(", ")
+        );
+        let _ = writeln!(out, "| Memory | {} GiB |", opt(m.memory_gib, 1));
+        let _ = writeln!(out, "| Kernel | {} |", m.kernel.as_deref().unwrap_or("?"));
+        let _ = writeln!(out, "| libtorch threads (`tch::get_num_threads()`) | {} |", or_null(m.libtorch_threads));
+        let _ = writeln!(
+            out,
+            "| Versions | {}; tch {}; libtorch {}; tokenizers {} |",
+            v.rustc.as_deref().unwrap_or("?"),
+            v.tch.as_deref().unwrap_or("?"),
+            v.libtorch.as_deref().unwrap_or("?"),
+            v.tokenizers.as_deref().unwrap_or("?")
+        );
+        if let Some(peer) = v.peer.as_ref().filter(|p| p.is_object()) {
+            let _ = writeln!(
+                out,
+                "| Peer | Python {}, torch {}, transformers {} (`{}`) |",
+                peer["python"].as_str().unwrap_or("?"),
+                peer["torch"].as_str().unwrap_or("?"),
+                peer["transformers"].as_str().unwrap_or("?"),
+                self.record.peer_python.as_deref().unwrap_or("?")
+            );
+        }
+        let _ = writeln!(out, "| Model | {} |", m.model.as_deref().unwrap_or("?"));
+        let _ = writeln!(
+            out,
+            "| Last run | {} (`{}`) |",
+            self.record.date.as_deref().unwrap_or("?"),
+            self.record.command.as_deref().unwrap_or("?")
+        );
+        out
+    }
+
+    fn section_block(&self, section: Section) -> String {
+        let mut out = self.measured_line(section);
+        match section {
+            Section::Gemm => self.gemm(&mut out),
+            Section::Encoder => self.encoder(&mut out),
+            Section::Training => {
+                self.training(&mut out);
+                self.optimizer_step(&mut out);
+            }
+            Section::Pipeline => self.pipeline(&mut out),
+            Section::Peer => self.peer(&mut out),
+        }
+        let prefix = format!("[{}]", section.key());
+        let failures: Vec<&str> =
+            self.record.failures.iter().map(String::as_str).filter(|f| f.starts_with(&prefix)).collect();
+        if !failures.is_empty() {
+            let _ = writeln!(out, "\nFailed runs: {}", failures.join("; "));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A run record of one section from its results, read the way a run file is.
+    fn record(section: &str, results: Value) -> RunRecord {
+        serde_json::from_value(json!({
+            "stamp": "20240229T123456Z",
+            "date": "2024-02-29 12:34 UTC",
+            "command": "cargo xtask bench --only training",
+            "section_loads": [{"section": section, "load_before": 0.25}],
+            "failures": ["[training] cargo bench -p trainer --bench epoch_cost: exited with exit status: 101"],
+            "machine": {"cpu": "Test CPU", "logical_cpus": 4, "simd": ["avx2", "fma"], "memory_gib": 15.6},
+            "results": results,
+        }))
+        .expect("a run record")
+    }
+
+    fn report(record: &RunRecord) -> Vec<(String, String)> {
+        // No earlier runs: a root without runs/bench.
+        let root = std::env::temp_dir().join("bertmt-bench-render-test-no-runs");
+        Report { record, root: &root, stamp: record.stamp.as_deref().expect("stamp") }.blocks()
+    }
+
+    fn epoch(cache: bool, batch: i64, epoch_seconds: f64, later: Option<f64>) -> Value {
+        json!({
+            "bench": "trainer.epoch", "section": "training", "other_cpu_load": 0.014,
+            "strategy": "heads_only", "feature_cache": cache, "batch": batch, "reviews": 2000, "test": 500,
+            "train_tokens": 600000, "trainable_parameters": 1234,
+            "epochs": [{"forward_seconds": 60.0, "backward_seconds": 15.0, "optimizer_seconds": 5.0}],
+            "cache_fill_seconds": if cache { json!(75.25) } else { Value::Null },
+            "first_epoch_seconds": epoch_seconds, "later_epochs_median_seconds": later, "epoch_seconds": epoch_seconds,
+        })
+    }
+
+    #[test]
+    fn training_section_renders_from_a_hand_written_record() {
+        let record = record(
+            "training",
+            json!([
+                epoch(false, 8, 80.0, None),
+                epoch(true, 8, 0.8, Some(0.4)),
+                {
+                    "bench": "trainer.optimizer", "section": "training", "other_cpu_load": 0.02,
+                    "values": 22713216, "tensors": 101, "model": "all-MiniLM-L6-v2", "steps": 20, "threads": 4,
+                    "fused_ms": 12.34, "per_op_ms": 80.2, "speedup": 6.5, "clip_ms": 3.21,
+                },
+            ]),
+        );
+        let blocks = report(&record);
+        let keys: Vec<&str> = blocks.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["machine", "training"]);
+        let machine = &blocks[0].1;
+        assert!(machine.contains("| CPU | Test CPU (4 logical CPUs; avx2, fma) |\n"), "{machine}");
+        assert!(machine.contains("| Memory | 15.6 GiB |\n| Kernel | ? |\n"), "{machine}");
+        assert!(machine.contains("| libtorch threads (`tch::get_num_threads()`) | null |\n"), "{machine}");
+        let block = &blocks[1].1;
+        assert!(block.starts_with(
+            "Measured 2024-02-29 12:34 UTC (run `20240229T123456Z`, `runs/bench/20240229T123456Z.json`) with \
+             `cargo xtask bench --only training`. 1-minute load average before the section: 0.25; CPU used by other \
+             processes during each measurement (cores, in order): 0.01, 0.01, 0.02.\n\n"
+        ));
+        assert!(block.contains("the next 500 reviews as the test split"));
+        let lines: Vec<&str> = block.lines().collect();
+        assert!(lines.contains(
+            &"| heads_only | f32 | — | adam | off | 8 | 2000 | 600000 | 1 | — | 80.000 | — | 60.0 | 15.0 | 5.0 | 25.00 | 1234 |"
+        ));
+        assert!(lines.contains(
+            &"| heads_only | f32 | — | adam | on | 8 | 2000 | 600000 | 1 | 75.2 | 0.800 | 0.4000 | 60.0 | 15.0 | 5.0 | 2500 | 1234 |"
+        ));
+        assert!(lines.contains(
+            &"- batch 8: uncached epoch 80.0 s, cached epoch 0.4000 s (after a one-off fill of 75.2 s): 200 x, **met**."
+        ));
+        assert!(lines.contains(
+            &"- batch 32: uncached epoch — s, cached epoch — s (after a one-off fill of — s): — x, not measured."
+        ));
+        // No `all` rows: no fine-tuning lines.
+        assert!(!block.contains("Full fine-tuning"));
+        assert!(block.contains(
+            "\nOne AdamW step over all 22713216 values (101 tensors) of all-MiniLM-L6-v2 (`trainer::Adam`, \
+             `crates/trainer/benches/optimizer_step.rs`, median of 20 steps, 4 threads): libtorch's fused kernel 12.3 \
+             ms against 80.2 ms"
+        ));
+        assert!(block.contains(": 6.50 x. Clipping the global gradient norm: 3.2 ms."));
+        assert!(block.ends_with(
+            "\nFailed runs: [training] cargo bench -p trainer --bench epoch_cost: exited with exit status: 101\n"
+        ));
+    }
+
+    #[test]
+    fn sections_without_results_say_so() {
+        let record = record("gemm", json!([]));
+        let blocks = report(&record);
+        assert_eq!(blocks.len(), 2);
+        assert!(blocks[1].1.ends_with("(cores, in order): —.\n\nNo result (see the failures in the run file).\n"));
+    }
+}
