@@ -247,7 +247,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     }
                 }
             }
-            Section::Training => sections::training_section(&mut runner, &plan, files),
+            Section::Training => {
+                sections::training_section(&mut runner, &plan, files, peer_python.as_deref(), &scratch)
+            }
             Section::Pipeline => sections::pipeline_section(&mut runner, &plan, files, peer_python.as_deref()),
         }
     }

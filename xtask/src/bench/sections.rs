@@ -184,8 +184,17 @@ fn peer_run(runner: &mut Runner, plan: &Plan, texts: &Path, peer: &Peer, run: (&
     runner.run(Section::Peer, command);
 }
 
-/// Section 3: one optimizer step, then epochs by freezing strategy, cache, batch, precision and optimizer.
-pub(super) fn training_section(runner: &mut Runner, plan: &Plan, files: Option<&DataFiles>) {
+/// Section 3: one optimizer step, then epochs by freezing strategy, cache, batch, precision and optimizer. With a
+/// peer interpreter, the PyTorch training loop (`xtask/peer/hf_train_peer.py`) runs right after each of our full
+/// fine-tuning runs with the recipe's settings, on the batches that run wrote (`--dump-batches`), at the same
+/// precision and thread count.
+pub(super) fn training_section(
+    runner: &mut Runner,
+    plan: &Plan,
+    files: Option<&DataFiles>,
+    python: Option<&Path>,
+    scratch: &Path,
+) {
     // One optimizer step over the whole model: no data needed.
     runner.cargo_bench(Section::Training, "trainer", "optimizer_step", false, &[]);
     let Some(files) = files else { return };
@@ -203,6 +212,7 @@ pub(super) fn training_section(runner: &mut Runner, plan: &Plan, files: Option<&
     runs.push(("all", "off", 8, plan.encoder_training_reviews, 1, "f32", None, "adam"));
     runs.push(("all", "off", 8, plan.encoder_training_reviews, 1, "f32", Some("0"), "adamw"));
     runs.push(("all", "off", 8, plan.encoder_training_reviews, 1, "bf16", Some("0"), "adamw"));
+    let batches_file = scratch.join("training-batches.json");
     for (strategy, cache, batch, reviews, epochs, precision, attention_dropout, optimizer) in runs {
         let mut args = vec![
             format!("--strategy={strategy}"),
@@ -217,7 +227,24 @@ pub(super) fn training_section(runner: &mut Runner, plan: &Plan, files: Option<&
         if let Some(dropout) = attention_dropout {
             args.push(format!("--attention-dropout={dropout}"));
         }
-        runner.cargo_bench(Section::Training, "trainer", "epoch_cost", false, &args);
+        // The recipe's settings: the ones the peer repeats.
+        let with_peer = python.filter(|_| strategy == "all" && optimizer == "adamw");
+        if with_peer.is_some() {
+            args.push(format!("--dump-batches={}", batches_file.display()));
+        }
+        let ours = runner.cargo_bench(Section::Training, "trainer", "epoch_cost", false, &args);
+        if let (Some(python), Some(ours)) = (with_peer, ours) {
+            let threads = ours["threads"].as_i64().unwrap_or(1);
+            let mut command = Command::new(python);
+            command
+                .env("HF_HUB_OFFLINE", "1")
+                .arg(runner.root.join("xtask/peer/hf_train_peer.py"))
+                .arg(format!("--batches={}", batches_file.display()))
+                .arg(format!("--model={}", runner.env.model_dir.display()))
+                .arg(format!("--threads={threads}"))
+                .arg(format!("--precision={}", ours["precision"].as_str().unwrap_or(precision)));
+            runner.run(Section::Training, command);
+        }
     }
 }
 

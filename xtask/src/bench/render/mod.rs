@@ -157,6 +157,7 @@ impl Report<'_> {
             Section::Training => {
                 self.training(&mut out);
                 self.optimizer_step(&mut out);
+                self.training_peer(&mut out);
             }
             Section::Pipeline => self.pipeline(&mut out),
             Section::Peer => self.peer(&mut out),
@@ -259,6 +260,44 @@ mod tests {
         assert!(block.ends_with(
             "\nFailed runs: [training] cargo bench -p trainer --bench epoch_cost: exited with exit status: 101\n"
         ));
+    }
+
+    #[test]
+    fn the_training_peer_is_compared_with_our_run_of_the_same_settings() {
+        let ours = |precision: &str, seconds: f64| {
+            json!({
+                "bench": "trainer.epoch", "section": "training", "strategy": "all", "optimizer": "adamw",
+                "precision": precision, "attention_dropout": 0.0, "batch": 8, "reviews": 2000, "test": 32,
+                "train_tokens": 515316, "epoch_seconds": seconds,
+                "epochs": [{"seconds": seconds, "forward_seconds": 100.0, "backward_seconds": 150.0, "optimizer_seconds": 5.0}],
+            })
+        };
+        let peer = |precision: &str, seconds: f64, tokens: i64| {
+            json!({
+                "bench": "peer.training", "section": "training", "precision": precision, "examples": 2000,
+                "train_tokens": tokens, "seconds": seconds, "forward_seconds": 120.0, "backward_seconds": 160.0,
+                "optimizer_seconds": 6.0, "torch": "2.13.0", "transformers": "5.24.0",
+            })
+        };
+        let record = record(
+            "training",
+            json!([ours("f32", 300.0), peer("f32", 330.0, 515316), ours("bf16", 200.0), peer("bf16", 180.0, 1)]),
+        );
+        let block = &report(&record)[1].1;
+        assert!(block.contains("transformers 5.24.0 `BertModel`, sdpa attention, torch 2.13.0"), "{block}");
+        let lines: Vec<&str> = block.lines().collect();
+        assert!(
+            lines.contains(
+                &"| f32 | 300.0 (100.0 / 150.0 / 5.0) | 330.0 (120.0 / 160.0 / 6.0) | yes | 1.10 x (**met**) |"
+            ),
+            "{block}"
+        );
+        assert!(
+            lines.contains(
+                &"| bf16 | 200.0 (100.0 / 150.0 / 5.0) | 180.0 (120.0 / 160.0 / 6.0) | **no** | 0.90 x (**missed**) |"
+            ),
+            "{block}"
+        );
     }
 
     #[test]

@@ -122,6 +122,57 @@ impl Report<'_> {
         }
     }
 
+    /// The PyTorch training loop on the same batches (`peer.training`), against our run with the same settings.
+    pub(super) fn training_peer(&self, out: &mut String) {
+        let peers: Vec<&Value> = self.results().filter(|r| r["bench"] == "peer.training").collect();
+        let Some(first) = peers.first() else { return };
+        let _ = writeln!(
+            out,
+            "\nThe PyTorch training loop on the same batches (`xtask/peer/hf_train_peer.py`: transformers {} \
+             `BertModel`, sdpa attention, torch {}, the same mean-pooling head, AdamW with `fused=True`, the same rate, \
+             weight decay and dropouts; bf16 by `torch.autocast`), run right after ours with the same thread count. \
+             Target: ours at least 1.0x the peer.\n",
+            first["transformers"].as_str().unwrap_or("?"),
+            first["torch"].as_str().unwrap_or("?"),
+        );
+        let _ = writeln!(out, "| precision | ours epoch s (forward / backward / optimizer) | PyTorch epoch s (forward / backward / optimizer) | same batches | ours / PyTorch speed |");
+        let _ = writeln!(out, "|---|---:|---:|---|---:|");
+        for peer in &peers {
+            let precision = peer["precision"].as_str().unwrap_or("f32");
+            let ours = self.results().find(|r| {
+                r["bench"] == "trainer.epoch"
+                    && r["strategy"] == "all"
+                    && r["optimizer"] == "adamw"
+                    && r["precision"].as_str().unwrap_or("f32") == precision
+            });
+            let Some(ours) = ours else { continue };
+            let epoch = &ours["epochs"][0];
+            let split = |r: &Value| {
+                format!(
+                    "{} ({} / {} / {})",
+                    f(&r["seconds"], 1),
+                    f(&r["forward_seconds"], 1),
+                    f(&r["backward_seconds"], 1),
+                    f(&r["optimizer_seconds"], 1)
+                )
+            };
+            let same = ours["train_tokens"] == peer["train_tokens"] && ours["reviews"] == peer["examples"];
+            let ratio = match (peer["seconds"].as_f64(), epoch["seconds"].as_f64()) {
+                (Some(theirs), Some(ours)) if ours > 0.0 => theirs / ours,
+                _ => f64::NAN,
+            };
+            let _ = writeln!(
+                out,
+                "| {precision} | {} | {} | {} | {} x ({}) |",
+                split(epoch),
+                split(peer),
+                if same { "yes" } else { "**no**" },
+                num(ratio, 2),
+                verdict(ratio.is_finite().then_some(ratio >= 1.0))
+            );
+        }
+    }
+
     /// The optimizer step on its own (`trainer.optimizer`): the fused update against the former per-op one.
     pub(super) fn optimizer_step(&self, out: &mut String) {
         let Some(r) = self.find(|r| r["bench"] == "trainer.optimizer") else { return };
