@@ -7,6 +7,7 @@ mod setup;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::Command;
 
 #[derive(Parser)]
@@ -72,8 +73,20 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Runs the `bertmt` binary (release) with the set-up's model and data as defaults.
+/// Runs the `bertmt` binary (release) with the set-up's model and data as defaults. The first build takes minutes:
+/// it shows cargo's progress and says so; later builds (after a change) stay quiet.
 fn run_cli(env: &setup::Environment, subcommand: &str, args: &[OsString]) -> Result<()> {
+    let target_dir =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| setup::project_root().join("target"), PathBuf::from);
+    if target_dir.join("release/bertmt").is_file() {
+        cargo(env, &["build", "--release", "--quiet", "--package", "bertmt"], &[])?;
+    } else {
+        eprintln!(
+            "Building bertmt in release mode for the first time: about 5 to 10 minutes on 2 cores (later runs start at \
+             once)."
+        );
+        cargo(env, &["build", "--release", "--package", "bertmt"], &[])?;
+    }
     let mut full: Vec<OsString> = vec!["--".into(), subcommand.into()];
     full.extend(args.iter().cloned());
     cargo(env, &["run", "--release", "--quiet", "--package", "bertmt"], &full)

@@ -1,6 +1,7 @@
 //! `bertmt embed`: sentence vectors, their first values and the cosine-similarity matrix.
 
 use crate::report::{write_atomic, write_atomic_with};
+use crate::shards::{self, Manifest, Shard};
 use crate::{device, ModelArgs};
 use anyhow::{bail, Context, Result};
 use encoder::{cosine_similarity_matrix, EncodeOptions, Pooling, SentenceEncoder};
@@ -28,6 +29,13 @@ pub struct EmbedArgs {
     /// Write the vectors to FILE: `.npy` (float32 [texts, hidden]) or `.jsonl` (one JSON object a text).
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Embed only the K-th of N contiguous slices of the input, into `<output>.shard-K-of-N.<ext>` plus a manifest;
+    /// `--merge-shards N` joins the N shards into --output. Needs --output.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
+    /// Join the N shards written by `--shard K/N` runs into --output, in input order (loads no model).
+    #[arg(long, value_name = "N", conflicts_with_all = ["shard", "texts", "file"])]
+    pub merge_shards: Option<usize>,
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -50,15 +58,29 @@ pub struct PooledEmbeddings {
 }
 
 pub fn run(args: &EmbedArgs) -> Result<()> {
+    if let Some(count) = args.merge_shards {
+        let output =
+            args.output.as_ref().context("--merge-shards needs --output: the file the shards were made for")?;
+        let vectors = shards::merge(output, count)?;
+        println!("merged {count} shards: {vectors} vectors in {}", output.display());
+        return Ok(());
+    }
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
-    if let (Some(output), Some(file)) = (&args.output, &args.file) {
+    let output = match (&args.output, args.shard) {
+        (Some(output), Some(shard)) => Some(shards::shard_path(output, shard, shards::output_format(output)?)),
+        (None, Some(_)) => bail!("--shard needs --output: the shard's vectors go beside it"),
+        (output, None) => output.clone(),
+    };
+    if let (Some(output), Some(file)) = (&output, &args.file) {
         if same_file(output, file) {
             bail!("--output {} is the input --file: choose another output path", output.display());
         }
     }
-    let texts = collect_texts(&args.texts, args.file.as_deref())?;
+    let all_texts = collect_texts(&args.texts, args.file.as_deref())?;
+    let range = args.shard.map_or(0..all_texts.len(), |shard| shard.range(all_texts.len()));
+    let texts = &all_texts[range.clone()];
     let device = device::parse(&args.model.device)?;
     let (encoder, precision) = load_encoder(&args.model.model, device)?.with_precision(args.model.precision)?;
     println!(
@@ -74,15 +96,51 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
         None => vec![Pooling::Cls, Pooling::Mean],
     };
     let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let results = embed(&encoder, &text_refs, &poolings, args.normalize, args.batch_size)?;
+    let results = if text_refs.is_empty() {
+        // A shard of an input with fewer texts than shards.
+        let hidden = encoder.config().hidden_size;
+        let empty = || Tensor::zeros([0, hidden], (tch::Kind::Float, tch::Device::Cpu));
+        poolings.iter().map(|&pooling| PooledEmbeddings { pooling, vectors: empty(), similarity: None }).collect()
+    } else {
+        embed(&encoder, &text_refs, &poolings, args.normalize, args.batch_size)?
+    };
     for result in &results {
         check_finite(&result.vectors, result.pooling, &text_refs)?;
     }
     print!("{}", render(&text_refs, &results));
-    if let Some(output) = &args.output {
+    if let Some(output) = &output {
         let chosen = results.last().context("no pooling computed")?;
         write_vectors(output, &text_refs, &chosen.vectors)?;
         println!("wrote {} vectors ({} pooling) to {}", texts.len(), chosen.pooling, output.display());
+        if let (Some(shard), Some(merged)) = (args.shard, &args.output) {
+            let model = args.model.model.canonicalize().unwrap_or_else(|_| args.model.model.clone());
+            let manifest = Manifest {
+                shard: shard.index,
+                shards: shard.count,
+                first: range.start,
+                count: range.len(),
+                total: all_texts.len(),
+                input_sha256: shards::fingerprint(&all_texts),
+                settings: format!(
+                    "model {}, {} pooling{}",
+                    model.display(),
+                    chosen.pooling,
+                    if args.normalize { ", normalized" } else { "" }
+                ),
+            };
+            let path = shards::write_manifest(merged, shard, &manifest)?;
+            println!(
+                "shard {}/{}: texts {}..{} of {} ({}); join the shards with --merge-shards {} --output {}",
+                shard.index,
+                shard.count,
+                range.start,
+                range.end,
+                all_texts.len(),
+                path.display(),
+                shard.count,
+                merged.display()
+            );
+        }
     }
     Ok(())
 }

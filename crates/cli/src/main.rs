@@ -5,6 +5,7 @@ mod embed;
 mod predict;
 mod report;
 mod reproduce;
+mod shards;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

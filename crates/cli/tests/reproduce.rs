@@ -310,3 +310,58 @@ fn a_killed_run_leaves_whole_records_and_its_name_stays_claimed() {
     assert_eq!(steps.lines().count(), 5 + 4, "only the new run's records");
     assert!(run.join("checkpoint/checkpoint.json").is_file());
 }
+
+#[test]
+fn embedding_in_shards_then_merging_equals_one_run() {
+    let work = tempfile::tempdir().expect("tempdir");
+    write_tiny_model(&work.path().join("tiny-bert"));
+    let lines: Vec<String> = (0..11).map(|i| format!("the movie {i} was {}", ["great", "awful"][i % 2])).collect();
+    std::fs::write(work.path().join("texts.txt"), lines.join("\n")).expect("texts");
+    // One text a batch: every vector is computed alone, so the shards' batches cannot change its bits.
+    let embed = ["embed", "--model", "tiny-bert", "--device", "cpu", "--file", "texts.txt", "--batch-size", "1"];
+    for output in ["whole.npy", "whole.jsonl"] {
+        let run = bertmt(work.path(), &[&embed[..], &["--pooling", "mean", "--output", output]].concat());
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    }
+    // Shards in any order, one file each, each under its own process.
+    for output in ["parts.npy", "parts.jsonl"] {
+        for shard in ["3/3", "1/3", "2/3"] {
+            let run = bertmt(
+                work.path(),
+                &[&embed[..], &["--pooling", "mean", "--output", output, "--shard", shard]].concat(),
+            );
+            assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        }
+        assert!(!work.path().join(output).exists(), "shards write beside the output, not to it");
+    }
+    // A shard without its manifest (still running, or killed) stops the merge, naming it.
+    let manifest = work.path().join("parts.shard-2-of-3.json");
+    std::fs::rename(&manifest, work.path().join("aside.json")).expect("set aside");
+    let unfinished = bertmt(work.path(), &["embed", "--merge-shards", "3", "--output", "parts.npy"]);
+    let stderr = String::from_utf8_lossy(&unfinished.stderr);
+    assert!(!unfinished.status.success() && stderr.contains("shard 2 of 3 is missing or unfinished"), "{stderr}");
+    assert!(!work.path().join("parts.npy").exists());
+    std::fs::rename(work.path().join("aside.json"), &manifest).expect("restored");
+
+    for output in ["parts.npy", "parts.jsonl"] {
+        let merged = bertmt(work.path(), &["embed", "--merge-shards", "3", "--output", output]);
+        assert!(merged.status.success(), "{}", String::from_utf8_lossy(&merged.stderr));
+        assert!(String::from_utf8_lossy(&merged.stdout).contains("merged 3 shards: 11 vectors"));
+    }
+    let whole = tch::Tensor::read_npy(work.path().join("whole.npy")).expect("whole");
+    let parts = tch::Tensor::read_npy(work.path().join("parts.npy")).expect("parts");
+    assert_eq!(whole.size(), [11, 16]);
+    assert!(whole.equal(&parts), "the merged vectors are bit for bit those of one run");
+    let read = |name: &str| std::fs::read_to_string(work.path().join(name)).expect("jsonl");
+    assert_eq!(read("whole.jsonl"), read("parts.jsonl"));
+
+    // A shard made from another input is refused.
+    std::fs::write(work.path().join("other.txt"), lines[..10].join("\n")).expect("texts");
+    let other = ["embed", "--model", "tiny-bert", "--device", "cpu", "--file", "other.txt", "--batch-size", "1"];
+    let run =
+        bertmt(work.path(), &[&other[..], &["--pooling", "mean", "--output", "parts.npy", "--shard", "2/3"]].concat());
+    assert!(run.status.success());
+    let mixed = bertmt(work.path(), &["embed", "--merge-shards", "3", "--output", "parts.npy"]);
+    let stderr = String::from_utf8_lossy(&mixed.stderr);
+    assert!(!mixed.status.success() && stderr.contains("different inputs"), "{stderr}");
+}

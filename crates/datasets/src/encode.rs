@@ -170,27 +170,39 @@ pub fn align_labels(
     label_all_tokens: bool,
 ) -> Vec<i32> {
     let as_label = |id: Option<u32>| id.and_then(|i| i32::try_from(i).ok()).unwrap_or(IGNORE_INDEX);
-    let mut previous: Option<u32> = None;
     word_ids
         .iter()
-        .map(|&word| {
-            let label = match word {
-                None => IGNORE_INDEX,
-                Some(w) => {
-                    let gold = usize::try_from(w).ok().and_then(|i| word_labels.get(i)).copied();
-                    if previous != Some(w) {
-                        as_label(gold)
-                    } else if label_all_tokens {
-                        as_label(gold.and_then(|g| labels.inside_of(g)))
-                    } else {
-                        IGNORE_INDEX
-                    }
+        .zip(word_starts(word_ids))
+        .map(|(&word, start)| match word {
+            None => IGNORE_INDEX,
+            Some(w) => {
+                let gold = usize::try_from(w).ok().and_then(|i| word_labels.get(i)).copied();
+                if start.is_some() {
+                    as_label(gold)
+                } else if label_all_tokens {
+                    as_label(gold.and_then(|g| labels.inside_of(g)))
+                } else {
+                    IGNORE_INDEX
                 }
-            };
-            previous = word;
-            label
+            }
         })
         .collect()
+}
+
+/// For each token, the word it starts: `Some(word)` at a word's first sub-token, `None` at special tokens and at a
+/// word's later sub-tokens. The one rule by which a word's label sits on its first sub-token in training
+/// ([`align_labels`]) and is read back in evaluation and inference.
+///
+/// ```
+/// // [CLS] new york ##er [SEP]: words 0 ("new") and 1 ("yorker", two sub-tokens).
+/// let starts: Vec<Option<u32>> = datasets::word_starts(&[None, Some(0), Some(1), Some(1), None]).collect();
+/// assert_eq!(starts, [None, Some(0), Some(1), None, None]);
+/// ```
+pub fn word_starts(word_ids: &[Option<u32>]) -> impl Iterator<Item = Option<u32>> + '_ {
+    word_ids.iter().enumerate().map(|(position, &word)| {
+        let previous = position.checked_sub(1).and_then(|p| word_ids.get(p)).copied().flatten();
+        word.filter(|&w| previous != Some(w))
+    })
 }
 
 /// Tokenizes NER sentences as pre-split words (in parallel; output in input order) and aligns

@@ -60,8 +60,8 @@ pub use classification::{
 };
 pub use clean::{clean_text, normalize_chars};
 pub use encode::{
-    align_labels, encode_classification, encode_ner, pad_id, EncodeOptions, EncodeStats, Encoded, Target, TokenTargets,
-    IGNORE_INDEX,
+    align_labels, encode_classification, encode_ner, pad_id, word_starts, EncodeOptions, EncodeStats, Encoded, Target,
+    TokenTargets, IGNORE_INDEX,
 };
 pub use error::{DatasetError, Location, Result};
 pub use format::{FileFormat, TextEncoding};

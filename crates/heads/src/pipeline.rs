@@ -282,19 +282,14 @@ fn split_words(text: &str) -> Result<Vec<Word>> {
 /// or a tag index outside `labels`.
 fn word_tags(word_ids: &[Option<u32>], predicted: &[TokenTag], words: usize, labels: &[String]) -> Vec<WordTag> {
     let mut tags: Vec<Option<WordTag>> = vec![None; words];
-    let mut previous = None;
-    for (&word, prediction) in word_ids.iter().zip(predicted) {
-        if let Some(word) = word {
-            if previous != Some(word) {
-                if let Some(slot) = usize::try_from(word).ok().and_then(|w| tags.get_mut(w)) {
-                    *slot = usize::try_from(prediction.tag)
-                        .ok()
-                        .and_then(|t| labels.get(t))
-                        .map(|tag| WordTag { tag: tag.clone(), probability: Some(prediction.probability) });
-                }
-            }
+    for (start, prediction) in datasets::word_starts(word_ids).zip(predicted) {
+        let Some(word) = start else { continue };
+        if let Some(slot) = usize::try_from(word).ok().and_then(|w| tags.get_mut(w)) {
+            *slot = usize::try_from(prediction.tag)
+                .ok()
+                .and_then(|t| labels.get(t))
+                .map(|tag| WordTag { tag: tag.clone(), probability: Some(prediction.probability) });
         }
-        previous = word;
     }
     tags.into_iter().map(|tag| tag.unwrap_or_else(|| WordTag { tag: "O".into(), probability: None })).collect()
 }

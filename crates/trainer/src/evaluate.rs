@@ -136,13 +136,10 @@ pub fn evaluate_ner(
                     .map(|(&index, row)| {
                         let mut out = vec![None; word_count(data, index)];
                         if let Some(Target::Tokens(targets)) = data.data.examples.get(index).map(|e| &e.target) {
-                            for (position, word) in targets.word_ids.iter().enumerate() {
-                                let starts =
-                                    word.is_some() && (position == 0 || targets.word_ids[position - 1] != *word);
-                                if let (true, Some(word)) = (starts, word) {
-                                    if let Some(slot) = out.get_mut(*word as usize) {
-                                        *slot = row.get(position).copied();
-                                    }
+                            for (position, start) in datasets::word_starts(&targets.word_ids).enumerate() {
+                                let Some(word) = start else { continue };
+                                if let Some(slot) = out.get_mut(word as usize) {
+                                    *slot = row.get(position).copied();
                                 }
                             }
                         }

@@ -215,13 +215,12 @@ impl NerFeatures {
                     continue;
                 };
                 let start = next_row;
-                for (position, word) in targets.word_ids.iter().enumerate() {
+                for (position, start) in datasets::word_starts(&targets.word_ids).enumerate() {
                     let label = targets.labels.get(position).copied().unwrap_or(datasets::IGNORE_INDEX);
-                    let starts_word = word.is_some() && (position == 0 || targets.word_ids[position - 1] != *word);
-                    if label != datasets::IGNORE_INDEX || starts_word {
+                    if label != datasets::IGNORE_INDEX || start.is_some() {
                         flat_positions.push(row as i64 * seq_len + position as i64);
                         labels.push(i64::from(label));
-                        first_of_word.push(if starts_word { *word } else { None });
+                        first_of_word.push(start);
                         next_row += 1;
                     }
                 }
