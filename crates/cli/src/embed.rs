@@ -61,6 +61,7 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
     if let Some(count) = args.merge_shards {
         let output =
             args.output.as_ref().context("--merge-shards needs --output: the file the shards were made for")?;
+        let _lock = lock_output(output)?;
         let vectors = shards::merge(output, count)?;
         println!("merged {count} shards: {vectors} vectors in {}", output.display());
         return Ok(());
@@ -78,6 +79,8 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
             bail!("--output {} is the input --file: choose another output path", output.display());
         }
     }
+    // Held until the vectors are written: a second embed to the same output stops at once instead of racing.
+    let _lock = output.as_deref().map(lock_output).transpose()?;
     let all_texts = collect_texts(&args.texts, args.file.as_deref())?;
     let range = args.shard.map_or(0..all_texts.len(), |shard| shard.range(all_texts.len()));
     let texts = &all_texts[range.clone()];
@@ -260,6 +263,30 @@ fn check_finite(vectors: &Tensor, pooling: Pooling, texts: &[&str]) -> Result<()
         first + 1,
         shorten(texts.get(first).copied().unwrap_or(""), 50)
     )
+}
+
+/// Takes the advisory lock of `output` (on `.<name>.lock` beside it; the system releases it when the process ends,
+/// however it ends), or says that another process holds it.
+fn lock_output(output: &Path) -> Result<std::fs::File> {
+    let name = output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let path = output.with_file_name(format!(".{name}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot create the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another process is writing {} (it holds {}): wait for it, or choose another --output",
+            output.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(error)) => {
+            Err(error).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
 }
 
 /// Whether two paths name the same file (the same file once both exist; equal paths otherwise).

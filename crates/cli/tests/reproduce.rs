@@ -220,6 +220,17 @@ fn embed_keeps_its_input_and_refuses_non_finite_vectors() {
     let written = std::fs::read_to_string(work.path().join("vectors.jsonl")).expect("vectors");
     assert_eq!(written.lines().count(), 30);
 
+    // While another process holds the output's lock, embed refuses at once and leaves the file alone.
+    let lock = std::fs::File::create(work.path().join(".vectors.jsonl.lock")).expect("lock file");
+    lock.try_lock().expect("the test takes the lock");
+    let output = bertmt(work.path(), &[&embed[..], &["--output", "vectors.jsonl", "--pooling", "cls"]].concat());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("another process is writing"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(work.path().join("vectors.jsonl")).expect("vectors"), written);
+    drop(lock);
+    let output = bertmt(work.path(), &[&embed[..], &["--output", "vectors.jsonl", "--pooling", "cls"]].concat());
+    assert!(output.status.success(), "the lock is free again: {}", String::from_utf8_lossy(&output.stderr));
+
     write_model(&work.path().join("nan-bert"), |tensors| {
         for (name, tensor) in tensors.iter_mut() {
             if name == "encoder.layer.1.output.LayerNorm.weight" {
