@@ -65,3 +65,36 @@ proptest! {
         load_both(dir.path(), &format!("edited-{name}"), &bytes);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, .. ProptestConfig::default() })]
+
+    /// A cache entry with any bytes (random, or a valid entry cut or overwritten, its checksum kept or not) is
+    /// served only when intact; anything else is reported and rebuilt, never a panic and never wrong data.
+    #[test]
+    fn any_cache_file_is_served_intact_or_rebuilt(
+        random in proptest::collection::vec(any::<u8>(), 0..512),
+        cut in 0.0..1.0f64,
+        edits in proptest::collection::vec((0.0..1.0f64, any::<u8>()), 0..4),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = datasets::Cache::new(dir.path());
+        let key = datasets::KeyBuilder::new("fuzz").bytes(b"input").finish();
+        let value: Vec<(String, u32)> = (0..20).map(|i| (format!("example {i}"), i)).collect();
+        let (_, report) = cache.load_or_build("entry", key, || Ok(value.clone())).unwrap();
+        let path = report.path.unwrap();
+        let good = std::fs::read(&path).unwrap();
+        let mut damaged = good.clone();
+        for (at, byte) in edits {
+            let index = ((damaged.len() as f64) * at) as usize;
+            let last = damaged.len() - 1;
+            damaged[index.min(last)] = byte;
+        }
+        damaged.truncate(((damaged.len() as f64) * cut) as usize + 1);
+        for bytes in [random, damaged] {
+            std::fs::write(&path, &bytes).unwrap();
+            let (served, _) = cache.load_or_build("entry", key, || Ok(value.clone())).unwrap();
+            prop_assert_eq!(&served, &value);
+        }
+    }
+}
