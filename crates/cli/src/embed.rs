@@ -99,14 +99,7 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
         None => vec![Pooling::Cls, Pooling::Mean],
     };
     let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let results = if text_refs.is_empty() {
-        // A shard of an input with fewer texts than shards.
-        let hidden = encoder.config().hidden_size;
-        let empty = || Tensor::zeros([0, hidden], (tch::Kind::Float, tch::Device::Cpu));
-        poolings.iter().map(|&pooling| PooledEmbeddings { pooling, vectors: empty(), similarity: None }).collect()
-    } else {
-        embed(&encoder, &text_refs, &poolings, args.normalize, args.batch_size)?
-    };
+    let results = embed(&encoder, &text_refs, &poolings, args.normalize, args.batch_size)?;
     for result in &results {
         check_finite(&result.vectors, result.pooling, &text_refs)?;
     }
@@ -158,7 +151,7 @@ pub fn load_encoder(dir: &Path, device: tch::Device) -> Result<SentenceEncoder> 
     })
 }
 
-/// Encodes `texts` once per pooling.
+/// Encodes `texts` once per pooling (no texts: `[0, hidden]` vectors).
 pub fn embed(
     encoder: &SentenceEncoder,
     texts: &[&str],
@@ -169,7 +162,12 @@ pub fn embed(
     poolings
         .iter()
         .map(|&pooling| {
-            let vectors = encoder.encode(texts, &EncodeOptions { pooling, normalize, batch_size })?;
+            // No texts (a shard of an input with fewer texts than shards): no vectors.
+            let vectors = if texts.is_empty() {
+                Tensor::zeros([0, encoder.config().hidden_size], (tch::Kind::Float, tch::Device::Cpu))
+            } else {
+                encoder.encode(texts, &EncodeOptions { pooling, normalize, batch_size })?
+            };
             let similarity = (texts.len() <= SHOWN_TEXTS).then(|| cosine_similarity_matrix(&vectors));
             Ok(PooledEmbeddings { pooling, vectors, similarity })
         })
@@ -298,10 +296,9 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 fn write_vectors(path: &Path, texts: &[&str], vectors: &Tensor) -> Result<()> {
-    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    match extension {
+    match shards::output_format(path)? {
         "npy" => write_atomic_with(path, |file| Ok(vectors.to_kind(tch::Kind::Float).write_npy(file)?)),
-        "jsonl" => {
+        _ => {
             let mut lines = String::new();
             for (i, text) in texts.iter().enumerate() {
                 let row: Vec<f32> = Vec::try_from(vectors.get(i as i64).to_kind(tch::Kind::Float))?;
@@ -310,6 +307,5 @@ fn write_vectors(path: &Path, texts: &[&str], vectors: &Tensor) -> Result<()> {
             }
             write_atomic(path, lines.as_bytes())
         }
-        other => bail!("cannot write `.{other}`: --output must end in .npy or .jsonl"),
     }
 }

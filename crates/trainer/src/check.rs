@@ -108,7 +108,7 @@ fn check_task(model: &MultiTaskModel, task: Task, dataset: &PreparedDataset) -> 
 fn warn_for_task(task: Task, dataset: &PreparedDataset) {
     let examples = &dataset.data.examples;
     let names = &dataset.data.label_names;
-    let train = dataset.train.iter().filter_map(|&index| examples.get(index));
+    let mut train = dataset.train.iter().filter_map(|&index| examples.get(index));
     match task {
         Task::Classification => {
             let mut seen = std::collections::BTreeSet::new();
@@ -128,7 +128,7 @@ fn warn_for_task(task: Task, dataset: &PreparedDataset) {
         }
         Task::Ner => {
             let entity_tag = |label: u32| names.get(label as usize).is_some_and(|name| name != OUTSIDE_TAG);
-            let has_entity = train.into_iter().any(|example| match &example.target {
+            let has_entity = train.any(|example| match &example.target {
                 Target::Tokens(targets) => targets.word_labels.iter().any(|&label| entity_tag(label)),
                 Target::Class(_) => false,
             });
