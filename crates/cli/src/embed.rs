@@ -1,6 +1,5 @@
 //! `bertmt embed`: sentence vectors, their first values and the cosine-similarity matrix.
 
-use crate::report::{write_atomic, write_atomic_with};
 use crate::shards::{self, Manifest, Shard};
 use crate::{device, ModelArgs};
 use anyhow::{bail, Context, Result};
@@ -264,7 +263,8 @@ fn check_finite(vectors: &Tensor, pooling: Pooling, texts: &[&str]) -> Result<()
 }
 
 /// Takes the advisory lock of `output` (on `.<name>.lock` beside it; the system releases it when the process ends,
-/// however it ends), or says that another process holds it.
+/// however it ends), or says that another process holds it. With the lock held, no other process is writing
+/// `output`, so partial files of it are a killed writer's: they are removed.
 fn lock_output(output: &Path) -> Result<std::fs::File> {
     let name = output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let path = output.with_file_name(format!(".{name}.lock"));
@@ -275,7 +275,10 @@ fn lock_output(output: &Path) -> Result<std::fs::File> {
         .open(&path)
         .with_context(|| format!("cannot create the lock file {}", path.display()))?;
     match file.try_lock() {
-        Ok(()) => Ok(file),
+        Ok(()) => {
+            atomic_files::remove_partials(output, std::time::Duration::ZERO);
+            Ok(file)
+        }
         Err(std::fs::TryLockError::WouldBlock) => bail!(
             "another process is writing {} (it holds {}): wait for it, or choose another --output",
             output.display(),
@@ -297,7 +300,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 fn write_vectors(path: &Path, texts: &[&str], vectors: &Tensor) -> Result<()> {
     match shards::output_format(path)? {
-        "npy" => write_atomic_with(path, |file| Ok(vectors.to_kind(tch::Kind::Float).write_npy(file)?)),
+        "npy" => atomic_files::write_via_path(path, |file| Ok(vectors.to_kind(tch::Kind::Float).write_npy(file)?)),
         _ => {
             let mut lines = String::new();
             for (i, text) in texts.iter().enumerate() {
@@ -305,7 +308,7 @@ fn write_vectors(path: &Path, texts: &[&str], vectors: &Tensor) -> Result<()> {
                 lines.push_str(&serde_json::to_string(&serde_json::json!({ "text": text, "embedding": row }))?);
                 lines.push('\n');
             }
-            write_atomic(path, lines.as_bytes())
+            Ok(atomic_files::write(path, lines.as_bytes())?)
         }
     }
 }

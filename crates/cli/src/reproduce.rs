@@ -3,7 +3,7 @@
 use crate::embed::{embed, load_encoder, render};
 use crate::report::progress::{Fanout, ProgressBars};
 use crate::report::run_dir::{self, RunDirectory};
-use crate::report::{epoch_line, evaluation_text, write_atomic};
+use crate::report::{epoch_line, evaluation_text};
 use crate::{device, ModelArgs};
 use anyhow::{bail, Context, Result};
 use datasets::{
@@ -214,7 +214,8 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     let name = args.name.clone().unwrap_or_else(|| format!("reproduce-{}", utc_stamp()));
     let run_dir = run_dir::claim(&args.runs_dir, &name, args.overwrite)?;
     let config = serde_json::json!({ "model": args.model.model, "settings": &settings });
-    let written = write_atomic(&run_dir.join("config.json"), &serde_json::to_vec_pretty(&config)?);
+    let written = atomic_files::write(&run_dir.join("config.json"), &serde_json::to_vec_pretty(&config)?)
+        .map_err(anyhow::Error::from);
     let result = written.and_then(|()| run_in(args, device, settings, &run_dir));
     if result.is_err() {
         run_dir::remove_unstarted(&run_dir);
@@ -253,8 +254,8 @@ fn run_in(args: &ReproduceArgs, device: tch::Device, settings: Settings, run_dir
     let task4 = task4(args, settings, &model, data, cache, run_dir, &mut report)?;
 
     let metrics = Metrics { device: device::describe(device), task1, task2, task3: table, task4 };
-    write_atomic(&run_dir.join("metrics.json"), serde_json::to_string_pretty(&metrics)?.as_bytes())?;
-    write_atomic(&run_dir.join("report.md"), report.as_bytes())?;
+    atomic_files::write(&run_dir.join("metrics.json"), serde_json::to_string_pretty(&metrics)?.as_bytes())?;
+    atomic_files::write(&run_dir.join("report.md"), report.as_bytes())?;
     println!("\nwrote {} and {}", run_dir.join("report.md").display(), run_dir.join("metrics.json").display());
     Ok(())
 }

@@ -8,7 +8,6 @@
 //! and settings, slices that follow each other and cover the input) and writes `vectors.npy` (or `.jsonl`) exactly as
 //! one run over the whole input lays it out.
 
-use crate::report::{write_atomic, write_atomic_with};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -94,7 +93,7 @@ pub fn output_format(output: &Path) -> Result<&'static str> {
 /// Writes the manifest of a shard whose vectors are already in place (atomically, last: it marks completion).
 pub fn write_manifest(output: &Path, shard: Shard, manifest: &Manifest) -> Result<PathBuf> {
     let path = shard_path(output, shard, "json");
-    write_atomic(&path, format!("{}\n", serde_json::to_string_pretty(manifest)?).as_bytes())?;
+    atomic_files::write(&path, format!("{}\n", serde_json::to_string_pretty(manifest)?).as_bytes())?;
     Ok(path)
 }
 
@@ -154,7 +153,7 @@ pub fn merge(output: &Path, count: usize) -> Result<usize> {
                 tensors.push(tensor);
             }
             let merged = tch::Tensor::f_cat(&tensors, 0).context("the shards' vectors have different widths")?;
-            write_atomic_with(output, |file| Ok(merged.write_npy(file)?))?;
+            atomic_files::write_via_path(output, |file| -> Result<()> { Ok(merged.write_npy(file)?) })?;
         }
         _ => {
             let mut lines = String::new();
@@ -166,7 +165,7 @@ pub fn merge(output: &Path, count: usize) -> Result<usize> {
                 }
                 lines.push_str(&text);
             }
-            write_atomic(output, lines.as_bytes())?;
+            atomic_files::write(output, lines.as_bytes())?;
         }
     }
     Ok(next)

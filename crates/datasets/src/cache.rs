@@ -11,9 +11,9 @@
 //! | 32 | SHA-256 of the payload |
 //! | n | payload: bincode 2 (standard config) of the cached value |
 //!
-//! Files are written to a temporary file in the cache directory (`.partial-*`) and renamed into place; partial
-//! files older than an hour (left by a killed process: a write takes seconds) are removed when the next entry is
-//! written.
+//! Files are written with [`atomic_files::write_with`]: a temporary file in the cache directory
+//! (`.<entry>.partial-*`), synced and renamed into place; partial files older than an hour (left by a killed
+//! process: a write takes seconds) are removed when the next entry is written.
 //! A missing, stale (other version or key) or corrupt (short, checksum or decoding failure)
 //! file is reported and rebuilt, never trusted.
 
@@ -34,10 +34,6 @@ const MAGIC: &[u8; 8] = b"BMTDSET\0";
 const HEADER_LEN: usize = 8 + 4 + 32 + 8 + 32;
 /// Upper bound bincode may allocate while decoding (the checksum has been verified by then).
 const DECODE_LIMIT: usize = 1 << 36;
-/// The name prefix of temporary files being written.
-const PARTIAL_PREFIX: &str = ".partial-";
-/// A temporary file older than this is left over from a killed writer.
-const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// A 32-byte cache key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -242,45 +238,19 @@ impl Cache {
         let payload = bincode::serde::encode_to_vec(value, bincode::config::standard())
             .map_err(|e| cache_error(format!("encoding: {e}")))?;
         std::fs::create_dir_all(&self.dir).map_err(|e| cache_error(e.to_string()))?;
-        self.remove_stale_partials();
-        let mut file = tempfile::Builder::new()
-            .prefix(PARTIAL_PREFIX)
-            .tempfile_in(&self.dir)
-            .map_err(|e| cache_error(e.to_string()))?;
         let mut header = Vec::with_capacity(HEADER_LEN);
         header.extend_from_slice(MAGIC);
         header.extend_from_slice(&CACHE_FORMAT_VERSION.to_le_bytes());
         header.extend_from_slice(&key.0);
         header.extend_from_slice(&(payload.len() as u64).to_le_bytes());
         header.extend_from_slice(&Sha256::digest(&payload));
-        let write = |file: &mut tempfile::NamedTempFile| -> std::io::Result<()> {
+        atomic_files::write_with(path, |file| {
             file.write_all(&header)?;
-            file.write_all(&payload)?;
-            file.as_file().sync_all()
-        };
-        write(&mut file).map_err(|e| cache_error(e.to_string()))?;
-        file.persist(path).map_err(|e| cache_error(e.error.to_string()))?;
+            file.write_all(&payload)
+        })
+        .map_err(|e| cache_error(e.to_string()))?;
         tracing::info!(path = %path.display(), bytes = HEADER_LEN + payload.len(), "cache written");
         Ok(())
-    }
-}
-
-impl Cache {
-    /// Removes partial files that no writer has touched for [`STALE_AFTER`]; logs what it removes.
-    fn remove_stale_partials(&self) {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
-        for entry in entries.flatten() {
-            let stale = entry.file_name().to_string_lossy().starts_with(PARTIAL_PREFIX)
-                && entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|modified| modified.elapsed().ok())
-                    .is_some_and(|age| age > STALE_AFTER);
-            if stale && std::fs::remove_file(entry.path()).is_ok() {
-                tracing::info!(path = %entry.path().display(), "removed a partial cache file left by a killed writer");
-            }
-        }
     }
 }
 

@@ -3,8 +3,8 @@
 //! A checkpoint directory holds `model.safetensors` (every variable under its `VarStore` name),
 //! `checkpoint.json` ([`CheckpointMeta`]: format version, configuration, labels, pooling, head dropout, freezing
 //! strategy) and the tokenizer files, so it is all a prediction needs. Every file is written into a temporary
-//! directory beside the target, synced, then renamed into place (`checkpoint.json` last), so a crash never leaves
-//! a half-written file under its final name.
+//! directory beside the target and synced, then that directory takes the target's place in one atomic exchange
+//! ([`atomic_files::StagedDir`]): a crash leaves the old checkpoint or the new one, whole.
 
 use crate::config::MultiTaskConfig;
 use crate::error::{HeadsError, Result};
@@ -12,7 +12,6 @@ use crate::freeze::FreezeStrategy;
 use crate::model::MultiTaskModel;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use tch::{Device, Tensor};
 
@@ -72,12 +71,12 @@ impl CheckpointMeta {
 }
 
 impl MultiTaskModel {
-    /// Saves a self-contained checkpoint into `dir` (created if needed; files of an older checkpoint there are
-    /// replaced, other files left alone): `model.safetensors`, `checkpoint.json` (with `freeze_strategy` if
+    /// Saves a self-contained checkpoint into `dir` (created if needed; an older checkpoint or export there is
+    /// replaced whole in one atomic exchange; a directory holding other files is refused): `model.safetensors`, `checkpoint.json` (with `freeze_strategy` if
     /// given) and the tokenizer files of `tokenizer_dir` (the pretrained model's directory, or another checkpoint).
     pub fn save(&self, dir: &Path, tokenizer_dir: &Path, freeze_strategy: Option<FreezeStrategy>) -> Result<()> {
         let staging = Staging::new(dir)?;
-        let tokenizer = staging.copy_tokenizer(tokenizer_dir)?;
+        staging.copy_tokenizer(tokenizer_dir)?;
         let tensors = cpu_tensors(self.named_parameters())?;
         staging.write_safetensors(WEIGHTS_FILE, &tensors)?;
         let meta = CheckpointMeta {
@@ -86,9 +85,7 @@ impl MultiTaskModel {
             freeze_strategy,
         };
         staging.write_json(CHECKPOINT_FILE, &meta)?;
-        let mut files = tokenizer;
-        files.extend([WEIGHTS_FILE, CHECKPOINT_FILE]);
-        staging.commit(&files)?;
+        staging.commit()?;
         tracing::info!(dir = %dir.display(), tensors = tensors.len(), "checkpoint saved");
         Ok(())
     }
@@ -143,7 +140,7 @@ impl MultiTaskModel {
     /// `transformers.BertModel.from_pretrained(dir)` and [`encoder::load_pretrained`].
     pub fn export_encoder(&self, dir: &Path, tokenizer_dir: &Path) -> Result<()> {
         let staging = Staging::new(dir)?;
-        let tokenizer = staging.copy_tokenizer(tokenizer_dir)?;
+        staging.copy_tokenizer(tokenizer_dir)?;
         let encoder_tensors: Vec<(String, Tensor)> = self
             .named_parameters()
             .into_iter()
@@ -161,9 +158,7 @@ impl MultiTaskModel {
         config.insert("architectures".into(), serde_json::json!(["BertModel"]));
         config.insert("position_embedding_type".into(), "absolute".into());
         staging.write_json(HF_CONFIG_FILE, &config)?;
-        let mut files = tokenizer;
-        files.extend([WEIGHTS_FILE, HF_CONFIG_FILE]);
-        staging.commit(&files)?;
+        staging.commit()?;
         tracing::info!(dir = %dir.display(), tensors = tensors.len(), "encoder exported");
         Ok(())
     }
@@ -174,108 +169,78 @@ fn cpu_tensors(tensors: Vec<(String, Tensor)>) -> Result<Vec<(String, Tensor)>> 
     tensors.into_iter().map(|(name, tensor)| Ok((name, tensor.f_to_device(Device::Cpu)?.f_contiguous()?))).collect()
 }
 
-/// A temporary directory beside the target, holding the files until they are renamed into place.
-struct Staging {
-    temp: tempfile::TempDir,
-    target: PathBuf,
-}
+/// A checkpoint or export being written: an [`atomic_files::StagedDir`] that takes the target's place whole.
+struct Staging(atomic_files::StagedDir);
 
 impl Staging {
+    /// Starts writing `target`. An existing target may hold only the files a checkpoint or an export consists of:
+    /// it is replaced whole, so anything else in it would be lost.
     fn new(target: &Path) -> Result<Self> {
-        let name = target.file_name().ok_or_else(|| {
-            HeadsError::InvalidInput(format!("{} is not a directory name to save into", target.display()))
-        })?;
-        let parent = match target.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&parent).map_err(|source| HeadsError::io(&parent, source))?;
-        if target.exists() && !target.is_dir() {
-            return Err(HeadsError::io(
-                target,
-                std::io::Error::new(std::io::ErrorKind::AlreadyExists, "exists and is not a directory"),
-            ));
+        if let Ok(entries) = std::fs::read_dir(target) {
+            let mut foreign: Vec<String> = entries
+                .flatten()
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .filter(|name| !OWN_FILES.contains(&name.as_str()))
+                .collect();
+            if !foreign.is_empty() {
+                foreign.sort();
+                return Err(HeadsError::InvalidInput(format!(
+                    "{} holds files that are not part of a checkpoint or an exported encoder ({}); saving replaces \
+                     the directory whole, so choose a new or empty one",
+                    target.display(),
+                    foreign.join(", ")
+                )));
+            }
         }
-        let temp = tempfile::Builder::new()
-            .prefix(&format!(".{}.tmp-", name.to_string_lossy()))
-            .tempdir_in(&parent)
-            .map_err(|source| HeadsError::io(&parent, source))?;
-        Ok(Self { temp, target: target.to_path_buf() })
+        Ok(Self(atomic_files::StagedDir::new(target)?))
     }
 
     fn path(&self, file: &str) -> PathBuf {
-        self.temp.path().join(file)
-    }
-
-    fn write_bytes(&self, file: &str, bytes: &[u8]) -> Result<()> {
-        let path = self.path(file);
-        let mut handle = std::fs::File::create(&path).map_err(|source| HeadsError::io(&path, source))?;
-        handle.write_all(bytes).and_then(|()| handle.sync_all()).map_err(|source| HeadsError::io(&path, source))
+        self.0.path().join(file)
     }
 
     fn write_json(&self, file: &str, value: &impl Serialize) -> Result<()> {
         let text = serde_json::to_string_pretty(value)
-            .map_err(|source| HeadsError::Json { path: self.target.join(file), source })?;
-        self.write_bytes(file, format!("{text}\n").as_bytes())
+            .map_err(|source| HeadsError::Json { path: self.0.target().join(file), source })?;
+        Ok(self.0.write(file, format!("{text}\n").as_bytes())?)
     }
 
     fn write_safetensors(&self, file: &str, tensors: &[(String, Tensor)]) -> Result<()> {
-        let path = self.path(file);
-        Tensor::write_safetensors(tensors, &path)?;
-        sync(&path)
+        Tensor::write_safetensors(tensors, self.path(file))?;
+        Ok(self.0.sync_file(file)?)
     }
 
-    /// Copies the tokenizer files `dir` has; returns their names.
-    fn copy_tokenizer(&self, dir: &Path) -> Result<Vec<&'static str>> {
+    /// Copies the tokenizer files `dir` has.
+    fn copy_tokenizer(&self, dir: &Path) -> Result<()> {
         if !dir.join("tokenizer.json").is_file() && !dir.join("vocab.txt").is_file() {
             return Err(HeadsError::MissingTokenizer { dir: dir.to_path_buf() });
         }
-        let mut copied = Vec::new();
         for file in TOKENIZER_FILES {
             let source = dir.join(file);
             if source.is_file() {
                 let bytes = std::fs::read(&source).map_err(|error| HeadsError::io(&source, error))?;
-                self.write_bytes(file, &bytes)?;
-                copied.push(file);
+                self.0.write(file, &bytes)?;
             }
-        }
-        Ok(copied)
-    }
-
-    /// Moves the staged files into the target: the whole directory when the target does not exist yet, else file
-    /// by file in the order given (the description file last), removing tokenizer files of an older save that this
-    /// one does not have (they would shadow the new tokenizer).
-    fn commit(self, files: &[&str]) -> Result<()> {
-        if !self.target.exists() {
-            let staged = self.temp.keep();
-            return std::fs::rename(&staged, &self.target).map_err(|source| {
-                let _ = std::fs::remove_dir_all(&staged);
-                HeadsError::io(&self.target, source)
-            });
-        }
-        let (last, first) = files.split_last().unwrap_or((&"", &[]));
-        for file in first {
-            let destination = self.target.join(file);
-            std::fs::rename(self.path(file), &destination).map_err(|source| HeadsError::io(&destination, source))?;
-        }
-        for stale in TOKENIZER_FILES.iter().filter(|file| !files.contains(file)) {
-            let path = self.target.join(stale);
-            if path.is_file() {
-                std::fs::remove_file(&path).map_err(|source| HeadsError::io(&path, source))?;
-            }
-        }
-        if !last.is_empty() {
-            let destination = self.target.join(last);
-            std::fs::rename(self.path(last), &destination).map_err(|source| HeadsError::io(&destination, source))?;
         }
         Ok(())
     }
+
+    /// Puts the staged directory in the target's place in one atomic exchange.
+    fn commit(self) -> Result<()> {
+        Ok(self.0.commit()?)
+    }
 }
 
-/// Flushes a written file to disk.
-fn sync(path: &Path) -> Result<()> {
-    std::fs::File::open(path).and_then(|file| file.sync_all()).map_err(|source| HeadsError::io(path, source))
-}
+/// Every file a checkpoint or an exported encoder may hold.
+const OWN_FILES: [&str; 7] = [
+    TOKENIZER_FILES[0],
+    TOKENIZER_FILES[1],
+    TOKENIZER_FILES[2],
+    TOKENIZER_FILES[3],
+    WEIGHTS_FILE,
+    CHECKPOINT_FILE,
+    HF_CONFIG_FILE,
+];
 
 #[cfg(test)]
 mod tests {
@@ -329,22 +294,119 @@ mod tests {
     }
 
     #[test]
-    fn saving_over_a_checkpoint_replaces_it_and_keeps_other_files() {
-        let (_, _root, dir) = saved(Pooling::Mean);
-        std::fs::write(dir.join("notes.txt"), "mine").expect("write");
+    fn saving_over_a_checkpoint_replaces_it_whole() {
+        let (_, root, dir) = saved(Pooling::Mean);
         tch::manual_seed(99);
         let other = MultiTaskModel::new(tiny_config(Pooling::Mean), Device::Cpu).expect("model");
         // The new tokenizer directory has no tokenizer_config.json: the old one must not linger.
         let tokenizer = tokenizer_dir();
         std::fs::remove_file(tokenizer.path().join("tokenizer_config.json")).expect("remove");
         other.save(&dir, tokenizer.path(), None).expect("save again");
-        assert_eq!(std::fs::read_to_string(dir.join("notes.txt")).expect("notes"), "mine");
         assert!(dir.join("vocab.txt").is_file() && !dir.join("tokenizer_config.json").exists());
         let loaded = MultiTaskModel::load(&dir, Device::Cpu).expect("load");
         let (ids, mask) = batch();
         let expected = other.classify_t(&ids, &mask, None, false).expect("classify");
         assert!(loaded.classify_t(&ids, &mask, None, false).expect("classify").equal(&expected));
         assert_eq!(CheckpointMeta::read(&dir).expect("meta").freeze_strategy, None);
+        let left: Vec<_> =
+            std::fs::read_dir(root.path()).expect("list").map(|e| e.expect("entry").file_name()).collect();
+        assert_eq!(left, ["checkpoint"], "no staging directory is left beside it");
+    }
+
+    #[test]
+    fn a_directory_with_other_files_is_not_replaced() {
+        let (model, _root, dir) = saved(Pooling::Mean);
+        std::fs::write(dir.join("notes.txt"), "mine").expect("write");
+        let error = model.save(&dir, tokenizer_dir().path(), None).unwrap_err().to_string();
+        assert!(error.contains("notes.txt") && error.contains("new or empty"), "{error}");
+        let error = model.export_encoder(&dir, tokenizer_dir().path()).unwrap_err().to_string();
+        assert!(error.contains("notes.txt"), "{error}");
+        assert_eq!(std::fs::read_to_string(dir.join("notes.txt")).expect("notes"), "mine");
+        MultiTaskModel::load(&dir, Device::Cpu).expect("the checkpoint is still there");
+    }
+
+    /// Set in the child process of [`a_save_killed_at_any_moment_leaves_a_whole_checkpoint`]: the directory to save
+    /// into, over and over, until killed.
+    const SAVE_LOOP_DIR: &str = "HEADS_TEST_SAVE_LOOP_DIR";
+
+    /// Saves checkpoint after checkpoint into `dir`, every parameter of save k set to k, until the process is killed.
+    fn save_until_killed(dir: &Path) -> ! {
+        let model = tiny(Pooling::Mean);
+        let tokenizer = tokenizer_dir();
+        for k in 1.. {
+            tch::no_grad(|| {
+                for (_, variable) in model.named_parameters() {
+                    let _ = variable.shallow_clone().fill_(f64::from(k));
+                }
+            });
+            model.save(dir, tokenizer.path(), None).expect("save");
+        }
+        unreachable!("the loop ends when the process is killed")
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn a_save_killed_at_any_moment_leaves_a_whole_checkpoint() {
+        if let Some(dir) = std::env::var_os(SAVE_LOOP_DIR) {
+            save_until_killed(Path::new(&dir));
+        }
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("checkpoint");
+        for kill in 0..8u64 {
+            let spawned = std::time::SystemTime::now();
+            let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+                .args(["--exact", "checkpoint::tests::a_save_killed_at_any_moment_leaves_a_whole_checkpoint"])
+                .env(SAVE_LOOP_DIR, &dir)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn");
+            // Wait for the first save of this child (the directory in place was made after the spawn), then let it
+            // save for a while longer, a different time each round.
+            let saved_since_spawn =
+                || std::fs::metadata(&dir).and_then(|m| m.modified()).is_ok_and(|modified| modified > spawned);
+            let started = std::time::Instant::now();
+            while !saved_since_spawn() {
+                assert!(started.elapsed() < std::time::Duration::from_secs(60), "the child never saved");
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(37 * kill + 11));
+            child.kill().expect("SIGKILL");
+            child.wait().expect("wait");
+            let loaded = MultiTaskModel::load(&dir, Device::Cpu).expect("a whole checkpoint after the kill");
+            let values: Vec<f64> = loaded
+                .named_parameters()
+                .iter()
+                .flat_map(|(_, v)| [v.min().double_value(&[]), v.max().double_value(&[])])
+                .collect();
+            let k = values[0];
+            assert!(values.iter().all(|&v| v == k), "weights of two saves mixed: {values:?}");
+            assert!(k >= 1.0, "a save of the child");
+            let mut names: Vec<String> = std::fs::read_dir(&dir)
+                .expect("list")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            assert_eq!(names, ["checkpoint.json", "model.safetensors", "tokenizer_config.json", "vocab.txt"]);
+        }
+        // Kills mid-save leave staging directories beside the checkpoint; once stale, the next save removes them.
+        let beside = || -> Vec<PathBuf> {
+            std::fs::read_dir(root.path())
+                .expect("list")
+                .map(|e| e.expect("entry").path())
+                .filter(|p| *p != dir)
+                .collect()
+        };
+        let partials = beside();
+        assert!(!partials.is_empty(), "no kill landed inside a save");
+        let an_hour_ago = std::time::SystemTime::now() - atomic_files::STALE_AFTER;
+        for partial in &partials {
+            std::fs::File::open(partial).and_then(|f| f.set_modified(an_hour_ago)).expect("backdate");
+        }
+        let (model, _, _) = saved(Pooling::Cls);
+        model.save(&dir, tokenizer_dir().path(), None).expect("save after the kills");
+        MultiTaskModel::load(&dir, Device::Cpu).expect("load");
+        assert_eq!(beside(), Vec::<PathBuf>::new());
     }
 
     #[test]

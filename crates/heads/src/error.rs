@@ -19,6 +19,9 @@ pub enum HeadsError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A checkpoint or export could not be written.
+    #[error(transparent)]
+    Write(#[from] atomic_files::Error),
     /// A JSON file could not be parsed or written.
     #[error("{path}: invalid JSON: {source}")]
     Json {

@@ -1,7 +1,6 @@
 //! SVG plots of a run (plotters): loss curves, before/after scores, confusion matrix. Each is drawn in memory and
 //! written atomically.
 
-use super::write_atomic;
 use anyhow::{anyhow, Context, Result};
 use metrics::ClassificationReport;
 use plotters::prelude::*;
@@ -18,7 +17,7 @@ fn render(
     draw(SVGBackend::with_string(&mut svg, size).into_drawing_area())
         .map_err(|message| anyhow!(message))
         .with_context(|| format!("cannot draw {}", path.display()))?;
-    write_atomic(path, svg.as_bytes())
+    Ok(atomic_files::write(path, svg.as_bytes())?)
 }
 
 const COLORS: [RGBColor; 4] =

@@ -1,7 +1,7 @@
 //! A run directory: the configuration, per-step and per-epoch JSON lines, the before/after reports as text and
 //! JSON, and plots (SVG) of the loss curves, the before/after scores and the confusion matrix.
 
-use super::{evaluation_text, plots, write_atomic};
+use super::{evaluation_text, plots};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
@@ -119,12 +119,12 @@ impl RunDirectory {
     /// Writes any serializable value as pretty JSON (atomically).
     pub fn write_json(&self, name: &str, value: &impl Serialize) -> Result<()> {
         let json = serde_json::to_vec_pretty(value)?;
-        write_atomic(&self.path.join(name), &json)
+        Ok(atomic_files::write(&self.path.join(name), &json)?)
     }
 
     /// Writes a text file (atomically).
     pub fn write_text(&self, name: &str, text: &str) -> Result<()> {
-        write_atomic(&self.path.join(name), text.as_bytes())
+        Ok(atomic_files::write(&self.path.join(name), text.as_bytes())?)
     }
 
     /// Flushes the logs and writes the reports and plots of a finished run.
