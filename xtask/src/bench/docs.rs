@@ -29,7 +29,7 @@ pub(super) fn update_docs(path: &Path, blocks: &[(String, String)]) -> Result<()
             }
         }
     }
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+    Ok(atomic_files::write(path, text.as_bytes())?)
 }
 
 fn template() -> String {

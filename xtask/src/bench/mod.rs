@@ -285,8 +285,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let blocks = render::Report { record: &record, root: &root, stamp: &stamp }.blocks();
     if args.quick {
         let path = out_dir.join(format!("{name}.md"));
-        std::fs::write(&path, docs::quick_page(&stamp, &blocks))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        atomic_files::write(&path, docs::quick_page(&stamp, &blocks).as_bytes())?;
         eprintln!("tables (quick run, docs/benchmarks.md left alone): {}", path.display());
     } else {
         let path = root.join("docs/benchmarks.md");

@@ -104,8 +104,7 @@ pub(super) fn read(file: &Path) -> Result<RunRecord> {
 
 /// Writes a run file (pretty-printed).
 pub(super) fn write(file: &Path, record: &RunRecord) -> Result<()> {
-    std::fs::write(file, serde_json::to_string_pretty(record)?)
-        .with_context(|| format!("cannot write {}", file.display()))
+    Ok(atomic_files::write(file, serde_json::to_string_pretty(record)?.as_bytes())?)
 }
 
 /// The most recent full run in `dir` (`runs/bench`) from before `stamp` with a result matching `predicate`: (its
