@@ -7,8 +7,7 @@ use crate::report::{epoch_line, evaluation_text};
 use crate::{device, ModelArgs};
 use anyhow::{bail, Context, Result};
 use datasets::{
-    prepare_classification, prepare_ner, sample_indices, ClassificationOptions, NerOptions, PrepareOptions,
-    PreparedDataset, TestSize,
+    prepare_classification, prepare_ner, ClassificationOptions, NerOptions, PrepareOptions, PreparedDataset, TestSize,
 };
 use encoder::reference::{compare, ParityReport, ReferenceOutputs};
 use encoder::{Pooling, ResolvedPrecision, SentenceEncoder};
@@ -340,8 +339,8 @@ fn build_model(
 ) -> Result<MultiTaskModel> {
     let mut config = MultiTaskConfig::for_pretrained(
         &args.model.model,
-        classification.data.label_names.clone(),
-        ner.data.label_names.clone(),
+        classification.label_names().to_vec(),
+        ner.label_names().to_vec(),
         args.pooling,
     )?;
     if let Some(dropout) = settings.attention_dropout {
@@ -470,33 +469,34 @@ fn load_data(
     };
     let mut classification = prepare_classification(&path, &options, tokenizer, &prepare)
         .with_context(|| format!("cannot load the classification data {}", path.display()))?;
-    classification.train = sample_indices(&classification.train, args.sample_ratio, args.seed, 1)?;
+    classification.sample_train(args.sample_ratio, args.seed, 1)?;
     classification.hold_out_validation(validation_fraction, args.seed).context("classification data")?;
     let classification = LoadedData { dataset: classification, source: (path, source) };
 
     let (path, source) = resolve(&args.ner, "data/raw/ner_dataset.xlsx", "wnut16_train.conll")?;
     let mut ner = prepare_ner(&path, &NerOptions::default(), tokenizer, &prepare)
         .with_context(|| format!("cannot load the NER data {}", path.display()))?;
-    ner.train = sample_indices(&ner.train, args.sample_ratio, args.seed, 2)?;
+    ner.sample_train(args.sample_ratio, args.seed, 2)?;
     ner.hold_out_validation(validation_fraction, args.seed).context("NER data")?;
     Ok((classification, LoadedData { dataset: ner, source: (path, source) }))
 }
 
 fn summarize(loaded: &LoadedData, batch_size: usize) -> Result<TaskDataSummary> {
     let (dataset, source) = (&loaded.dataset, loaded.source.clone());
-    let batch = dataset.batch(&dataset.train[..batch_size.min(dataset.train.len())])?.to_tensors(tch::Device::Cpu)?;
+    let batch =
+        dataset.batch(&dataset.train()[..batch_size.min(dataset.train().len())])?.to_tensors(tch::Device::Cpu)?;
     Ok(TaskDataSummary {
         file: source.0.display().to_string(),
         source: source.1,
-        rows_read: dataset.data.rows_read,
-        examples: dataset.data.examples.len(),
-        dropped: dataset.data.dropped.iter().map(ToString::to_string).collect(),
-        labels: dataset.data.label_names.clone(),
-        train: dataset.train.len(),
-        validation: dataset.validation.len(),
-        test: dataset.test.len(),
-        truncated_examples: dataset.data.stats.truncated_examples,
-        cache: dataset.cache.to_string(),
+        rows_read: dataset.data().rows_read(),
+        examples: dataset.examples().len(),
+        dropped: dataset.data().dropped().iter().map(ToString::to_string).collect(),
+        labels: dataset.label_names().to_vec(),
+        train: dataset.train().len(),
+        validation: dataset.validation().len(),
+        test: dataset.test().len(),
+        truncated_examples: dataset.data().stats().truncated_examples,
+        cache: dataset.cache().to_string(),
         batch_shapes: vec![
             ("input_ids".into(), batch.input_ids.size()),
             ("attention_mask".into(), batch.attention_mask.size()),

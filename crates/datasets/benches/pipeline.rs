@@ -202,17 +202,17 @@ fn run_step(args: &Args, tok: Option<&tokenizers::Tokenizer>) -> Result<(Value, 
                 tok,
                 &prepare_options(dir),
             )?;
-            if args.step == "cache-hit" && ds.cache.status != CacheStatus::Hit {
-                return Err(format!("expected a cache hit, got: {}", ds.cache).into());
+            if args.step == "cache-hit" && ds.cache().status != CacheStatus::Hit {
+                return Err(format!("expected a cache hit, got: {}", ds.cache()).into());
             }
             let counts = json!({
-                "examples": ds.data.examples.len(),
-                "tokens": ds.data.stats.tokens,
-                "train": ds.train.len(),
-                "test": ds.test.len(),
-                "cache": ds.cache.status.to_string(),
+                "examples": ds.examples().len(),
+                "tokens": ds.data().stats().tokens,
+                "train": ds.train().len(),
+                "test": ds.test().len(),
+                "cache": ds.cache().status.to_string(),
             });
-            let ok = imdb_known.then_some(ds.data.examples.len() == 50_000);
+            let ok = imdb_known.then_some(ds.examples().len() == 50_000);
             Ok((counts, ok))
         }
         other => Err(format!("unknown step {other}").into()),

@@ -46,37 +46,142 @@ impl Default for PrepareOptions {
 /// A tokenized dataset: what the cache stores.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessedDataset {
-    /// Tokenized examples, in file order.
-    pub examples: Vec<Encoded>,
-    /// Class names (classification) or tags (NER), indexed by label id.
-    pub label_names: Vec<String>,
-    /// Rows (classification) or token rows (NER) read from the file.
-    pub rows_read: u64,
-    /// What loading dropped, and why (rows; for NER also tokens and sentences).
-    pub dropped: Vec<DropReport>,
-    /// Tokenization counts.
-    pub stats: EncodeStats,
-    /// The padding token id.
-    pub pad_id: u32,
+    examples: Vec<Encoded>,
+    label_names: Vec<String>,
+    rows_read: u64,
+    dropped: Vec<DropReport>,
+    stats: EncodeStats,
+    pad_id: u32,
 }
 
-/// A prepared dataset: tokenized examples, a train/test split (after sampling), and the cache outcome.
+impl ProcessedDataset {
+    /// Examples tokenized elsewhere (another loader, synthetic data): `label_names` indexed by label id, `pad_id` the
+    /// padding token. Nothing is checked here (as with a dataset read back from a cache): the trainer checks data
+    /// against its model before any work.
+    pub fn new(examples: Vec<Encoded>, label_names: Vec<String>, pad_id: u32) -> Self {
+        let stats = EncodeStats {
+            examples: examples.len() as u64,
+            tokens: examples.iter().map(|example| example.len() as u64).sum(),
+            ..EncodeStats::default()
+        };
+        Self { rows_read: examples.len() as u64, examples, label_names, dropped: Vec::new(), stats, pad_id }
+    }
+
+    /// The same data with the counts that tokenizing it gathered (as [`crate::encode_classification`] and
+    /// [`crate::encode_ner`] return them) instead of the plain counts [`new`](Self::new) makes.
+    pub fn with_stats(mut self, stats: EncodeStats) -> Self {
+        self.stats = stats;
+        self
+    }
+
+    /// Tokenized examples, in file order.
+    pub fn examples(&self) -> &[Encoded] {
+        &self.examples
+    }
+
+    /// Class names (classification) or tags (NER), indexed by label id.
+    pub fn label_names(&self) -> &[String] {
+        &self.label_names
+    }
+
+    /// Rows (classification) or token rows (NER) read from the file.
+    pub fn rows_read(&self) -> u64 {
+        self.rows_read
+    }
+
+    /// What loading dropped, and why (rows; for NER also tokens and sentences).
+    pub fn dropped(&self) -> &[DropReport] {
+        &self.dropped
+    }
+
+    /// Tokenization counts.
+    pub fn stats(&self) -> &EncodeStats {
+        &self.stats
+    }
+
+    /// The padding token id.
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+}
+
+/// A prepared dataset: tokenized examples, a train/validation/test split (after sampling), and the cache outcome.
+/// The split's indices are always in range and disjoint.
 #[derive(Debug, Clone)]
 pub struct PreparedDataset {
-    /// The tokenized data.
-    pub data: ProcessedDataset,
-    /// Training example indices (ascending).
-    pub train: Vec<usize>,
-    /// Validation example indices (ascending), held out of the training examples by
-    /// [`hold_out_validation`](Self::hold_out_validation); empty until then.
-    pub validation: Vec<usize>,
-    /// Test example indices (ascending).
-    pub test: Vec<usize>,
-    /// What the cache did.
-    pub cache: CacheReport,
+    data: ProcessedDataset,
+    train: Vec<usize>,
+    validation: Vec<usize>,
+    test: Vec<usize>,
+    cache: CacheReport,
 }
 
 impl PreparedDataset {
+    /// `data` with a split given by example indices; each split is sorted, and they must be in range and
+    /// disjoint. Examples in no split are left out.
+    pub fn from_split(
+        data: ProcessedDataset,
+        mut train: Vec<usize>,
+        mut validation: Vec<usize>,
+        mut test: Vec<usize>,
+    ) -> Result<Self> {
+        let count = data.examples.len();
+        let mut owner = vec![None; count];
+        for (name, indices) in [("train", &mut train), ("validation", &mut validation), ("test", &mut test)] {
+            indices.sort_unstable();
+            for &index in indices.iter() {
+                let slot = owner.get_mut(index).ok_or_else(|| {
+                    DatasetError::InvalidOption(format!(
+                        "the {name} split names example {index}, but there are {count}"
+                    ))
+                })?;
+                if let Some(other) = slot.replace(name) {
+                    return Err(DatasetError::InvalidOption(format!(
+                        "example {index} is in the {other} split and the {name} split"
+                    )));
+                }
+            }
+        }
+        let cache = CacheReport { status: CacheStatus::Disabled, path: None, write_error: None };
+        Ok(Self { data, train, validation, test, cache })
+    }
+
+    /// The tokenized data.
+    pub fn data(&self) -> &ProcessedDataset {
+        &self.data
+    }
+
+    /// Tokenized examples, in file order (all of them, in any split or none).
+    pub fn examples(&self) -> &[Encoded] {
+        &self.data.examples
+    }
+
+    /// Class names (classification) or tags (NER), indexed by label id.
+    pub fn label_names(&self) -> &[String] {
+        &self.data.label_names
+    }
+
+    /// Training example indices (ascending).
+    pub fn train(&self) -> &[usize] {
+        &self.train
+    }
+
+    /// Validation example indices (ascending), held out of the training examples by
+    /// [`hold_out_validation`](Self::hold_out_validation) or given to [`from_split`](Self::from_split).
+    pub fn validation(&self) -> &[usize] {
+        &self.validation
+    }
+
+    /// Test example indices (ascending).
+    pub fn test(&self) -> &[usize] {
+        &self.test
+    }
+
+    /// What the cache did.
+    pub fn cache(&self) -> &CacheReport {
+        &self.cache
+    }
+
     /// The token count of every example (for [`crate::BucketSampler`]).
     pub fn lengths(&self) -> Vec<usize> {
         crate::batch::lengths(&self.data.examples)
@@ -85,6 +190,13 @@ impl PreparedDataset {
     /// Pads the given examples into a batch.
     pub fn batch(&self, indices: &[usize]) -> Result<PaddedBatch> {
         pad_batch(&self.data.examples, indices, self.data.pad_id)
+    }
+
+    /// Keeps a seeded random `ratio` (in (0, 1]) of the training examples, in order (see [`sample_indices`]); the
+    /// validation and test examples are untouched.
+    pub fn sample_train(&mut self, ratio: f64, seed: u64, stream: u64) -> Result<()> {
+        self.train = sample_indices(&self.train, ratio, seed, stream)?;
+        Ok(())
     }
 
     /// Moves a seeded random `fraction` of the training examples (at least one, and at least one left to train
@@ -155,7 +267,7 @@ fn split_and_sample(data: ProcessedDataset, cache: CacheReport, prepare: &Prepar
 /// use datasets::{prepare_classification, ClassificationOptions, PrepareOptions};
 /// let tokenizer = tokenizers::Tokenizer::from_file("tokenizer.json").unwrap();
 /// let ds = prepare_classification("reviews.xlsx", &ClassificationOptions::default(), &tokenizer, &PrepareOptions::default())?;
-/// println!("Train Size: {}, Test Size: {} ({})", ds.train.len(), ds.test.len(), ds.cache);
+/// println!("Train Size: {}, Test Size: {} ({})", ds.train().len(), ds.test().len(), ds.cache());
 /// # Ok::<(), datasets::DatasetError>(())
 /// ```
 pub fn prepare_classification(

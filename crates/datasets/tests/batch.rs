@@ -1,8 +1,8 @@
 //! Padding, masks, bucketing, splits and sampling (no torch; see `tensors.rs`).
 
 use datasets::{
-    pad_batch, sample_indices, train_test_split, BatchLabels, BucketSampler, CacheReport, CacheStatus, DatasetError,
-    EncodeStats, Encoded, PreparedDataset, ProcessedDataset, Target, TestSize, TokenTargets, IGNORE_INDEX,
+    pad_batch, sample_indices, train_test_split, BatchLabels, BucketSampler, DatasetError, Encoded, PreparedDataset,
+    ProcessedDataset, Target, TestSize, TokenTargets, IGNORE_INDEX,
 };
 use proptest::prelude::*;
 
@@ -126,45 +126,35 @@ fn split_and_sampling_are_seeded() {
 }
 
 fn prepared(n: usize, test: &[usize]) -> PreparedDataset {
-    PreparedDataset {
-        data: ProcessedDataset {
-            examples: (0..n).map(|i| class_example(&[2, 10 + i as u32 % 5, 3], (i % 2) as u32)).collect(),
-            label_names: vec!["a".into(), "b".into()],
-            rows_read: n as u64,
-            dropped: Vec::new(),
-            stats: EncodeStats::default(),
-            pad_id: 0,
-        },
-        train: (0..n).filter(|i| !test.contains(i)).collect(),
-        validation: Vec::new(),
-        test: test.to_vec(),
-        cache: CacheReport { status: CacheStatus::Disabled, path: None, write_error: None },
-    }
+    let examples = (0..n).map(|i| class_example(&[2, 10 + i as u32 % 5, 3], (i % 2) as u32)).collect();
+    let data = ProcessedDataset::new(examples, vec!["a".into(), "b".into()], 0);
+    let train = (0..n).filter(|i| !test.contains(i)).collect();
+    PreparedDataset::from_split(data, train, Vec::new(), test.to_vec()).expect("a valid split")
 }
 
 #[test]
 fn the_validation_set_is_held_out_of_training_reproducibly_and_never_from_test() {
     let test: Vec<usize> = (0..200).step_by(10).collect();
     let mut data = prepared(200, &test);
-    let train_before = data.train.clone();
+    let train_before = data.train().to_vec();
     data.hold_out_validation(0.1, 42).unwrap();
-    assert_eq!((data.train.len(), data.validation.len(), data.test.len()), (162, 18, 20));
-    assert!(data.validation.iter().all(|i| train_before.contains(i)), "validation comes from training examples");
-    assert!(data.validation.iter().all(|i| !data.train.contains(i) && !data.test.contains(i)), "disjoint");
-    assert!(data.validation.windows(2).all(|w| w[0] < w[1]) && data.train.windows(2).all(|w| w[0] < w[1]));
-    assert_eq!(data.test, test, "the test set is untouched");
+    assert_eq!((data.train().len(), data.validation().len(), data.test().len()), (162, 18, 20));
+    assert!(data.validation().iter().all(|i| train_before.contains(i)), "validation comes from training examples");
+    assert!(data.validation().iter().all(|i| !data.train().contains(i) && !data.test().contains(i)), "disjoint");
+    assert!(data.validation().windows(2).all(|w| w[0] < w[1]) && data.train().windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(data.test(), test, "the test set is untouched");
 
     let mut again = prepared(200, &test);
     again.hold_out_validation(0.1, 42).unwrap();
-    assert_eq!((&again.train, &again.validation), (&data.train, &data.validation), "same seed, same split");
+    assert_eq!((again.train(), &again.validation()), (data.train(), &data.validation()), "same seed, same split");
     let mut other = prepared(200, &test);
     other.hold_out_validation(0.1, 43).unwrap();
-    assert_ne!(other.validation, data.validation, "another seed, another split");
+    assert_ne!(other.validation(), data.validation(), "another seed, another split");
     // Holding out again re-draws from the whole training pool; 0 gives it all back.
     data.hold_out_validation(0.1, 42).unwrap();
-    assert_eq!(data.validation, again.validation);
+    assert_eq!(data.validation(), again.validation());
     data.hold_out_validation(0.0, 42).unwrap();
-    assert_eq!((data.train.clone(), data.validation.len()), (train_before.clone(), 0));
+    assert_eq!((data.train().to_vec(), data.validation().len()), (train_before.clone(), 0));
 
     for bad in [1.0, -0.1, f64::NAN] {
         assert!(matches!(data.hold_out_validation(bad, 1), Err(DatasetError::InvalidOption(_))), "{bad}");
@@ -172,7 +162,7 @@ fn the_validation_set_is_held_out_of_training_reproducibly_and_never_from_test()
     let mut tiny = prepared(3, &[0]);
     let error = tiny.hold_out_validation(0.9, 1).unwrap_err().to_string();
     assert!(error.contains("leaves none to train on"), "{error}");
-    assert_eq!(tiny.train, [1, 2], "a failed hold-out keeps the training examples");
+    assert_eq!(tiny.train(), [1, 2], "a failed hold-out keeps the training examples");
 }
 
 proptest! {
@@ -207,4 +197,16 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_split_must_name_existing_examples_once() {
+    let data = || ProcessedDataset::new((0..4).map(|i| class_example(&[2, 10 + i, 3], i % 2)).collect(), vec![], 0);
+    let error = PreparedDataset::from_split(data(), vec![0, 1], vec![], vec![4]).unwrap_err().to_string();
+    assert!(error.contains("the test split names example 4, but there are 4"), "{error}");
+    let error = PreparedDataset::from_split(data(), vec![0, 1], vec![1], vec![2]).unwrap_err().to_string();
+    assert!(error.contains("example 1 is in the train split and the validation split"), "{error}");
+    let split = PreparedDataset::from_split(data(), vec![3, 0], vec![], vec![1]).expect("valid");
+    assert_eq!((split.train(), split.test()), (&[0, 3][..], &[1][..]), "sorted; example 2 is in no split");
+    assert_eq!(split.data().stats().tokens, 12);
 }

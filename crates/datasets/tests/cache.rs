@@ -30,17 +30,17 @@ fn hit_after_build_and_same_result() {
     let cache = dir.path().join("processed");
     let tok = tokenizer();
     let first = prepare_classification(&input, &ClassificationOptions::default(), &tok, &options(&cache)).unwrap();
-    assert_eq!(first.cache.status, CacheStatus::Missing);
-    assert_eq!(first.cache.write_error, None);
+    assert_eq!(first.cache().status, CacheStatus::Missing);
+    assert_eq!(first.cache().write_error, None);
     let path = cache_file(&cache);
-    assert_eq!(first.cache.path.as_deref(), Some(path.as_path()));
+    assert_eq!(first.cache().path.as_deref(), Some(path.as_path()));
     let second = prepare_classification(&input, &ClassificationOptions::default(), &tok, &options(&cache)).unwrap();
-    assert_eq!(second.cache.status, CacheStatus::Hit);
-    assert_eq!(second.data, first.data);
-    assert_eq!((second.train.clone(), second.test.clone()), (first.train.clone(), first.test.clone()));
-    assert_eq!(first.data.examples.len(), 5);
-    assert_eq!((first.train.len(), first.test.len()), (3, 2));
-    assert_eq!(second.cache.to_string(), format!("cache hit: {}", path.display()));
+    assert_eq!(second.cache().status, CacheStatus::Hit);
+    assert_eq!(second.data(), first.data());
+    assert_eq!((second.train().to_vec(), second.test().to_vec()), (first.train().to_vec(), first.test().to_vec()));
+    assert_eq!(first.examples().len(), 5);
+    assert_eq!((first.train().len(), first.test().len()), (3, 2));
+    assert_eq!(second.cache().to_string(), format!("cache hit: {}", path.display()));
 }
 
 #[test]
@@ -55,28 +55,28 @@ fn stale_when_input_options_or_tokenizer_change() {
     // Same file name, other bytes.
     write(dir.path(), "r.csv", format!("{CSV}Loved it,positive\n").as_bytes());
     let changed = prepare_classification(&input, &opts, &tok, &options(&cache)).unwrap();
-    assert!(matches!(changed.cache.status, CacheStatus::Stale(_)), "{}", changed.cache);
-    assert_eq!(changed.data.examples.len(), 6);
+    assert!(matches!(changed.cache().status, CacheStatus::Stale(_)), "{}", changed.cache());
+    assert_eq!(changed.examples().len(), 6);
     let again = prepare_classification(&input, &opts, &tok, &options(&cache)).unwrap();
-    assert_eq!(again.cache.status, CacheStatus::Hit);
+    assert_eq!(again.cache().status, CacheStatus::Hit);
 
     // Other encode options.
     let mut shorter = options(&cache);
     shorter.encode = EncodeOptions { max_length: 3, ..EncodeOptions::default() };
     let result = prepare_classification(&input, &opts, &tok, &shorter).unwrap();
-    assert!(matches!(result.cache.status, CacheStatus::Stale(_)));
-    assert!(result.data.examples.iter().all(|e| e.input_ids.len() <= 3));
+    assert!(matches!(result.cache().status, CacheStatus::Stale(_)));
+    assert!(result.examples().iter().all(|e| e.input_ids.len() <= 3));
 
     // Other loader options.
     let raw = ClassificationOptions { clean: false, ..ClassificationOptions::default() };
     let result = prepare_classification(&input, &raw, &tok, &options(&cache)).unwrap();
-    assert!(matches!(result.cache.status, CacheStatus::Stale(_)));
+    assert!(matches!(result.cache().status, CacheStatus::Stale(_)));
 
     // Another tokenizer configuration (its JSON differs).
     let mut other = tokenizer();
     other.with_truncation(Some(tokenizers::TruncationParams::default())).unwrap();
     let result = prepare_classification(&input, &raw, &other, &options(&cache)).unwrap();
-    assert!(matches!(result.cache.status, CacheStatus::Stale(_)));
+    assert!(matches!(result.cache().status, CacheStatus::Stale(_)));
     cache_file(&cache);
 }
 
@@ -110,8 +110,8 @@ fn corrupt_or_foreign_cache_files_are_rebuilt() {
     for (what, bytes) in damages {
         std::fs::write(&path, &bytes).unwrap();
         let result = prepare_classification(&input, &opts, &tok, &options(&cache)).unwrap();
-        assert!(matches!(result.cache.status, CacheStatus::Corrupt(_)), "{what}: {}", result.cache);
-        assert_eq!(result.data, fresh.data, "{what}");
+        assert!(matches!(result.cache().status, CacheStatus::Corrupt(_)), "{what}: {}", result.cache());
+        assert_eq!(result.data(), fresh.data(), "{what}");
         assert_eq!(std::fs::read(&path).unwrap(), good, "{what}: rewritten");
     }
 
@@ -120,7 +120,7 @@ fn corrupt_or_foreign_cache_files_are_rebuilt() {
     old[8..12].copy_from_slice(&0u32.to_le_bytes());
     std::fs::write(&path, &old).unwrap();
     let result = prepare_classification(&input, &opts, &tok, &options(&cache)).unwrap();
-    match &result.cache.status {
+    match &result.cache().status {
         CacheStatus::Stale(why) => assert!(why.contains("format version 0"), "{why}"),
         other => panic!("unexpected {other:?}"),
     }
@@ -135,14 +135,14 @@ fn disabled_cache_and_unwritable_cache_dir() {
     let mut no_cache = options(dir.path());
     no_cache.cache_dir = None;
     let result = prepare_classification(&input, &opts, &tok, &no_cache).unwrap();
-    assert_eq!(result.cache.status, CacheStatus::Disabled);
+    assert_eq!(result.cache().status, CacheStatus::Disabled);
 
     // The cache "directory" is a file: the data is still returned, the write error reported.
     let blocker = write(dir.path(), "blocker", b"x");
     let result = prepare_classification(&input, &opts, &tok, &options(&blocker)).unwrap();
-    assert_eq!(result.cache.status, CacheStatus::Missing);
-    assert!(result.cache.write_error.is_some());
-    assert_eq!(result.data.examples.len(), 5);
+    assert_eq!(result.cache().status, CacheStatus::Missing);
+    assert!(result.cache().write_error.is_some());
+    assert_eq!(result.examples().len(), 5);
 }
 
 #[test]
@@ -178,10 +178,10 @@ fn ner_dataset_is_cached_too() {
     prep.test_size = TestSize::Count(1);
     let first = prepare_ner(&input, &NerOptions::default(), &tok, &prep).unwrap();
     let second = prepare_ner(&input, &NerOptions::default(), &tok, &prep).unwrap();
-    assert_eq!((&first.cache.status, &second.cache.status), (&CacheStatus::Missing, &CacheStatus::Hit));
-    assert_eq!(first.data, second.data);
-    assert_eq!(first.data.label_names, ["O", "B-geo", "I-geo", "B-per", "I-per"]);
-    assert_eq!(first.data.dropped.len(), 2);
+    assert_eq!((&first.cache().status, &second.cache().status), (&CacheStatus::Missing, &CacheStatus::Hit));
+    assert_eq!(first.data(), second.data());
+    assert_eq!(first.label_names(), ["O", "B-geo", "I-geo", "B-per", "I-per"]);
+    assert_eq!(first.data().dropped().len(), 2);
 }
 
 #[test]
@@ -200,7 +200,7 @@ fn partial_files_of_killed_writers_are_removed_but_not_those_being_written() {
     std::fs::File::options().write(true).open(&old_but_not_partial).unwrap().set_modified(two_hours_ago).unwrap();
 
     let prepared = prepare_classification(&input, &ClassificationOptions::default(), &tokenizer(), &options(&cache));
-    assert_eq!(prepared.unwrap().cache.write_error, None);
+    assert_eq!(prepared.unwrap().cache().write_error, None);
     assert!(!old.exists(), "the stale partial file is removed");
     assert!(fresh.exists() && other.exists() && old_but_not_partial.exists(), "nothing else is touched");
 }

@@ -63,13 +63,13 @@ fn prepared_ner_to_tensor_batches() {
         ..PrepareOptions::default()
     };
     let ds = prepare_ner(&input, &NerOptions::default(), &tokenizer(), &prep).unwrap();
-    assert_eq!((ds.train.len(), ds.test.len()), (15, 5));
+    assert_eq!((ds.train().len(), ds.test().len()), (15, 5));
     let sampler = BucketSampler::new(4);
-    let batches = sampler.train_batches(&ds.train, &ds.lengths(), 42, 0).unwrap();
+    let batches = sampler.train_batches(ds.train(), &ds.lengths(), 42, 0).unwrap();
     assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 15);
     for indices in &batches {
         let batch = ds.batch(indices).unwrap();
-        let longest = indices.iter().map(|&i| ds.data.examples[i].len()).max().unwrap();
+        let longest = indices.iter().map(|&i| ds.examples()[i].len()).max().unwrap();
         assert_eq!(batch.seq_len, longest);
         let t = batch.to_tensors(Device::Cpu).unwrap();
         let shape = [indices.len() as i64, longest as i64];

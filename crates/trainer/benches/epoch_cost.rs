@@ -23,8 +23,8 @@
 
 use anyhow::{bail, Context, Result};
 use datasets::{
-    encode_classification, load_classification, pad_id, CacheReport, CacheStatus, ClassificationOptions, EncodeOptions,
-    PreparedDataset, ProcessedDataset, Target,
+    encode_classification, load_classification, pad_id, ClassificationOptions, EncodeOptions, PreparedDataset,
+    ProcessedDataset, Target,
 };
 use heads::{FreezeStrategy, MultiTaskConfig, MultiTaskModel};
 use serde_json::json;
@@ -148,22 +148,9 @@ fn dataset(args: &Args, tokenizer: &tokenizers::Tokenizer) -> Result<(PreparedDa
     }
     let options = EncodeOptions { max_length: args.max_length, ..EncodeOptions::default() };
     let (examples, stats) = encode_classification(tokenizer, &loaded.examples[..wanted], &options)?;
-    let data = ProcessedDataset {
-        examples,
-        label_names: loaded.label_names,
-        rows_read: loaded.rows_read,
-        dropped: vec![loaded.dropped],
-        stats,
-        pad_id: pad_id(tokenizer)?,
-    };
-    let cache = CacheReport { status: CacheStatus::Disabled, path: None, write_error: None };
-    let prepared = PreparedDataset {
-        data,
-        train: (0..args.reviews).collect(),
-        validation: Vec::new(),
-        test: (args.reviews..wanted).collect(),
-        cache,
-    };
+    let data = ProcessedDataset::new(examples, loaded.label_names, pad_id(tokenizer)?).with_stats(stats);
+    let prepared =
+        PreparedDataset::from_split(data, (0..args.reviews).collect(), Vec::new(), (args.reviews..wanted).collect())?;
     Ok((prepared, file))
 }
 
@@ -176,12 +163,12 @@ fn dump_batches(
     optimizer: OptimizerKind,
 ) -> Result<()> {
     let batches = separate_epoch_batches(config, trainer::Task::Classification, dataset, 1)?;
-    let mut examples = Vec::with_capacity(dataset.train.len());
-    let mut labels = Vec::with_capacity(dataset.train.len());
+    let mut examples = Vec::with_capacity(dataset.train().len());
+    let mut labels = Vec::with_capacity(dataset.train().len());
     // Indices into the dump's own example list.
-    let mut position = std::collections::HashMap::with_capacity(dataset.train.len());
-    for &index in &dataset.train {
-        let example = &dataset.data.examples[index];
+    let mut position = std::collections::HashMap::with_capacity(dataset.train().len());
+    for &index in dataset.train() {
+        let example = &dataset.examples()[index];
         let Target::Class(label) = example.target else { bail!("example {index} is not a classification example") };
         position.insert(index, examples.len());
         examples.push(&example.input_ids);
@@ -196,8 +183,8 @@ fn dump_batches(
         "examples": examples,
         "labels": labels,
         "batches": batches,
-        "pad_id": dataset.data.pad_id,
-        "classes": dataset.data.label_names.len(),
+        "pad_id": dataset.data().pad_id(),
+        "classes": dataset.label_names().len(),
         "learning_rate": config.learning_rate,
         "optimizer": if matches!(optimizer, OptimizerKind::AdamW { .. }) { "adamw" } else { "adam" },
         "weight_decay": weight_decay,
@@ -235,7 +222,7 @@ fn run() -> Result<()> {
     let (dataset, file) = dataset(&args, &tokenizer)?;
     let mut config = MultiTaskConfig::for_pretrained(
         &args.model,
-        dataset.data.label_names.clone(),
+        dataset.label_names().to_vec(),
         // No NER data: the NER head exists but never trains.
         vec!["O".into(), "B-per".into(), "I-per".into()],
         encoder::Pooling::Mean,
@@ -266,7 +253,7 @@ fn run() -> Result<()> {
     let later = median(epoch_seconds.iter().skip(1).copied().collect());
     let first = epoch_seconds.first().copied();
     let per_epoch = later.or(first);
-    let train_tokens: usize = dataset.train.iter().map(|&i| dataset.data.examples[i].len()).sum();
+    let train_tokens: usize = dataset.train().iter().map(|&i| dataset.examples()[i].len()).sum();
     let accuracy = |e: &trainer::Evaluation| e.classification.as_ref().map(|c| c.report.accuracy);
     println!(
         "{}",
@@ -280,7 +267,7 @@ fn run() -> Result<()> {
             "test": args.test,
             "max_length": args.max_length,
             "train_tokens": train_tokens,
-            "truncated_reviews": dataset.data.stats.truncated_examples,
+            "truncated_reviews": dataset.data().stats().truncated_examples,
             "file": file.display().to_string(),
             "threads": tch::get_num_threads(),
             "precision": precision.precision.to_string(),

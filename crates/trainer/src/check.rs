@@ -1,6 +1,6 @@
-//! Checks, before any work, that prepared data fits the model: label sets, split indices, token ids, token types,
-//! lengths and label ids (a dataset cache whose checksum was recomputed, or data prepared for another model, would
-//! otherwise fail deep inside libtorch). Warns when a task's training examples cannot teach anything (one class only;
+//! Checks, before any work, that prepared data fits the model: label sets, token ids, token types, lengths and label
+//! ids (a dataset cache whose checksum was recomputed, or data prepared for another model, would otherwise fail deep
+//! inside libtorch; split indices are in range by construction of `PreparedDataset`). Warns when a task's training examples cannot teach anything (one class only;
 //! NER with only `O` tags).
 
 use crate::config::Task;
@@ -38,20 +38,14 @@ fn check_task(model: &MultiTaskModel, task: Task, dataset: &PreparedDataset) -> 
         Task::Classification => &config.classification_labels,
         Task::Ner => &config.ner_labels,
     };
-    if &dataset.data.label_names != labels {
+    if dataset.label_names() != labels.as_slice() {
         return Err(fail(format!(
             "its labels {:?} are not the model's {:?}",
-            preview(&dataset.data.label_names),
+            preview(dataset.label_names()),
             preview(labels)
         )));
     }
-    let examples = &dataset.data.examples;
-    let splits = [("train", &dataset.train), ("validation", &dataset.validation), ("test", &dataset.test)];
-    for (split, indices) in splits {
-        if let Some(bad) = indices.iter().find(|&&index| index >= examples.len()) {
-            return Err(fail(format!("the {split} split names example {bad}, but there are {}", examples.len())));
-        }
-    }
+    let examples = dataset.examples();
     let encoder = &config.encoder;
     let classes = labels.len();
     for (index, example) in examples.iter().enumerate() {
@@ -106,9 +100,9 @@ fn check_task(model: &MultiTaskModel, task: Task, dataset: &PreparedDataset) -> 
 }
 
 fn warn_for_task(task: Task, dataset: &PreparedDataset) {
-    let examples = &dataset.data.examples;
-    let names = &dataset.data.label_names;
-    let mut train = dataset.train.iter().filter_map(|&index| examples.get(index));
+    let examples = dataset.examples();
+    let names = &dataset.label_names();
+    let mut train = dataset.train().iter().filter_map(|&index| examples.get(index));
     match task {
         Task::Classification => {
             let mut seen = std::collections::BTreeSet::new();
@@ -117,10 +111,10 @@ fn warn_for_task(task: Task, dataset: &PreparedDataset) {
                     seen.insert(label);
                 }
             }
-            if seen.len() == 1 && !dataset.train.is_empty() {
+            if seen.len() == 1 && !dataset.train().is_empty() {
                 let class = seen.first().and_then(|&label| names.get(label as usize)).cloned().unwrap_or_default();
                 tracing::warn!(
-                    examples = dataset.train.len(),
+                    examples = dataset.train().len(),
                     class,
                     "every classification training example has the same class: the head can only learn to predict it"
                 );
@@ -132,9 +126,9 @@ fn warn_for_task(task: Task, dataset: &PreparedDataset) {
                 Target::Tokens(targets) => targets.word_labels.iter().any(|&label| entity_tag(label)),
                 Target::Class(_) => false,
             });
-            if !has_entity && !dataset.train.is_empty() {
+            if !has_entity && !dataset.train().is_empty() {
                 tracing::warn!(
-                    sentences = dataset.train.len(),
+                    sentences = dataset.train().len(),
                     "no NER training sentence has an entity tag (every word is O): the head cannot learn entities"
                 );
             }

@@ -76,10 +76,10 @@ pub fn evaluate_classification(
         predicted.extend(to_usize(&logits.argmax(-1, false))?);
         gold.extend(to_usize(&labels)?);
     }
-    let report = classification_report(&gold, &predicted, &data.data.label_names)?;
+    let report = classification_report(&gold, &predicted, data.label_names())?;
     let options = BootstrapOptions::default();
     let accuracy_interval = accuracy_interval(&gold, &predicted, &options)?;
-    let macro_f1_interval = macro_f1_interval(&gold, &predicted, data.data.label_names.len(), &options)?;
+    let macro_f1_interval = macro_f1_interval(&gold, &predicted, data.label_names().len(), &options)?;
     Ok(ClassificationEvaluation { examples: gold.len(), report, accuracy_interval, macro_f1_interval })
 }
 
@@ -91,7 +91,7 @@ pub fn evaluate_ner(
     batch_size: usize,
     backbone: Backbone<'_, NerFeatures>,
 ) -> Result<NerEvaluation> {
-    let tags = &data.data.label_names;
+    let tags = &data.label_names();
     let tag = |id: i64| usize::try_from(id).ok().and_then(|i| tags.get(i)).cloned().unwrap_or_else(|| "O".into());
     let mut gold_sentences = Vec::with_capacity(indices.len());
     let mut predicted_sentences = Vec::with_capacity(indices.len());
@@ -135,7 +135,7 @@ pub fn evaluate_ner(
                     .zip(predicted)
                     .map(|(&index, row)| {
                         let mut out = vec![None; word_count(data, index)];
-                        if let Some(Target::Tokens(targets)) = data.data.examples.get(index).map(|e| &e.target) {
+                        if let Some(Target::Tokens(targets)) = data.examples().get(index).map(|e| &e.target) {
                             for (position, start) in datasets::word_starts(&targets.word_ids).enumerate() {
                                 let Some(word) = start else { continue };
                                 if let Some(slot) = out.get_mut(word as usize) {
@@ -149,7 +149,7 @@ pub fn evaluate_ner(
             }
         };
         for (&index, words) in batch_indices.iter().zip(per_word) {
-            let gold: Vec<String> = match data.data.examples.get(index).map(|e| &e.target) {
+            let gold: Vec<String> = match data.examples().get(index).map(|e| &e.target) {
                 Some(Target::Tokens(targets)) => targets.word_labels.iter().map(|&id| tag(i64::from(id))).collect(),
                 _ => Vec::new(),
             };
@@ -176,7 +176,7 @@ pub fn evaluate_ner(
 }
 
 fn word_count(data: &PreparedDataset, index: usize) -> usize {
-    match data.data.examples.get(index).map(|e| &e.target) {
+    match data.examples().get(index).map(|e| &e.target) {
         Some(Target::Tokens(targets)) => targets.word_labels.len(),
         _ => 0,
     }

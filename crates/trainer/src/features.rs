@@ -85,14 +85,14 @@ fn fingerprint(data: &PreparedDataset) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     for index in all_examples(data) {
         index.hash(&mut hasher);
-        data.data.examples.get(index).map(|e| &e.input_ids).hash(&mut hasher);
+        data.examples().get(index).map(|e| &e.input_ids).hash(&mut hasher);
     }
     hasher.finish()
 }
 
 /// The train, validation and test examples of a dataset, ascending.
 fn all_examples(data: &PreparedDataset) -> Vec<usize> {
-    let mut all: Vec<usize> = data.train.iter().chain(&data.validation).chain(&data.test).copied().collect();
+    let mut all: Vec<usize> = data.train().iter().chain(data.validation()).chain(data.test()).copied().collect();
     all.sort_unstable();
     all.dedup();
     all
@@ -211,7 +211,7 @@ impl NerFeatures {
             let (_, seq_len, hidden_size) = hidden.size3()?;
             let mut flat_positions = Vec::new();
             for (row, &index) in batch.indices.iter().enumerate() {
-                let Some(Target::Tokens(targets)) = data.data.examples.get(index).map(|e| &e.target) else {
+                let Some(Target::Tokens(targets)) = data.examples().get(index).map(|e| &e.target) else {
                     continue;
                 };
                 let start = next_row;

@@ -35,7 +35,7 @@ impl<'a> TaskData<'a> {
     /// Whether every present task has validation examples (and at least one task is present).
     pub fn has_validation(&self) -> bool {
         let present: Vec<&PreparedDataset> = Task::BOTH.iter().filter_map(|&task| self.get(task)).collect();
-        !present.is_empty() && present.iter().all(|d| !d.validation.is_empty())
+        !present.is_empty() && present.iter().all(|d| !d.validation().is_empty())
     }
 }
 
@@ -234,8 +234,8 @@ fn score(
     let batch = batch_size.max(32);
     let indices = |d: &'_ PreparedDataset| -> Vec<usize> {
         match split {
-            Split::Validation => d.validation.clone(),
-            Split::Test => d.test.clone(),
+            Split::Validation => d.validation().to_vec(),
+            Split::Test => d.test().to_vec(),
         }
     };
     let classification = match data.classification {
@@ -602,7 +602,7 @@ pub fn separate_epoch_batches(
 ) -> Result<Vec<Vec<usize>>> {
     let stream = if task == Task::Classification { 0 } else { 1_000 };
     let sampler = BucketSampler::new(config.batch_size);
-    Ok(sampler.train_batches(&dataset.train, &dataset.lengths(), config.seed, stream + epoch as u64)?)
+    Ok(sampler.train_batches(dataset.train(), &dataset.lengths(), config.seed, stream + epoch as u64)?)
 }
 
 /// A task's training batches for combined mode: when they run out, a new shuffle starts (the shorter task cycles).
@@ -619,7 +619,7 @@ struct CyclingBatches<'a> {
 impl<'a> CyclingBatches<'a> {
     fn new(sampler: BucketSampler, data: &'a PreparedDataset, seed: u64, stream: u64) -> Result<Self> {
         let lengths = data.lengths();
-        let batches = sampler.train_batches(&data.train, &lengths, seed, stream)?;
+        let batches = sampler.train_batches(data.train(), &lengths, seed, stream)?;
         let per_pass = batches.len();
         if per_pass == 0 {
             return Err(TrainError::InvalidConfig("a task has no training examples".into()));
@@ -632,7 +632,8 @@ impl<'a> CyclingBatches<'a> {
             return Ok(batch);
         }
         self.stream += 1;
-        self.batches = self.sampler.train_batches(&self.data.train, &self.lengths, self.seed, self.stream)?.into_iter();
+        self.batches =
+            self.sampler.train_batches(self.data.train(), &self.lengths, self.seed, self.stream)?.into_iter();
         self.batches.next().ok_or_else(|| TrainError::InvalidConfig("a task has no training examples".into()))
     }
 }

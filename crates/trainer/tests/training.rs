@@ -1,8 +1,6 @@
 //! The training loop on a tiny random model and synthetic data the tests make themselves.
 
-use datasets::{
-    CacheReport, CacheStatus, EncodeStats, Encoded, PreparedDataset, ProcessedDataset, Target, TokenTargets,
-};
+use datasets::{Encoded, PreparedDataset, ProcessedDataset, Target, TokenTargets};
 use encoder::{BertConfig, Pooling};
 use heads::{FreezeStrategy, MultiTaskConfig, MultiTaskModel};
 use tch::{Device, Tensor};
@@ -18,21 +16,8 @@ const SEP: u32 = 3;
 fn dataset(examples: Vec<Encoded>, label_names: &[&str], test_every: usize) -> PreparedDataset {
     let split = datasets::train_test_split(examples.len(), datasets::TestSize::Count(examples.len() / test_every), 0)
         .expect("split");
-    let (train, test) = (split.train, split.test);
-    PreparedDataset {
-        data: ProcessedDataset {
-            examples,
-            label_names: label_names.iter().map(|s| s.to_string()).collect(),
-            rows_read: 0,
-            dropped: Vec::new(),
-            stats: EncodeStats::default(),
-            pad_id: 0,
-        },
-        train,
-        validation: Vec::new(),
-        test,
-        cache: CacheReport { status: CacheStatus::Disabled, path: None, write_error: None },
-    }
+    let data = ProcessedDataset::new(examples, label_names.iter().map(|s| s.to_string()).collect(), 0);
+    PreparedDataset::from_split(data, split.train, Vec::new(), split.test).expect("a valid split")
 }
 
 /// Sentences of filler tokens (10..20) holding token 5 (class 0) or token 6 (class 1).
@@ -371,15 +356,16 @@ fn the_best_validation_epoch_is_kept_and_training_stops_early() {
     let _rng = serial();
     // Validation examples labelled against the training rule: the better the model learns the training data, the
     // worse its validation accuracy, so the first epoch is the best and the second makes things worse.
-    let mut data = classification_data(120);
-    let validation: Vec<usize> = data.train.iter().copied().filter(|i| i % 4 == 1).collect();
-    data.train.retain(|i| i % 4 != 1);
+    let data = classification_data(120);
+    let (validation, train): (Vec<usize>, Vec<usize>) = data.train().iter().partition(|&&i| i % 4 == 1);
+    let mut examples = data.examples().to_vec();
     for &index in &validation {
-        if let Target::Class(class) = &mut data.data.examples[index].target {
+        if let Target::Class(class) = &mut examples[index].target {
             *class = 1 - *class;
         }
     }
-    data.validation = validation;
+    let relabelled = ProcessedDataset::new(examples, data.label_names().to_vec(), 0);
+    let data = PreparedDataset::from_split(relabelled, train, validation, data.test().to_vec()).expect("split");
     let tasks = TaskData { classification: Some(&data), ner: None };
     let model = tiny_model(0.0, 3);
     let config =
@@ -544,21 +530,24 @@ fn data_that_does_not_fit_the_model_is_refused_before_training_naming_the_exampl
     let config = TrainConfig { epochs: 1, batch_size: 4, ..TrainConfig::default() };
     let ner = ner_data(20);
     // Each corruption as a reloaded cache could carry it.
-    type Corruption = (&'static str, fn(&mut PreparedDataset));
-    let corruptions: [Corruption; 5] = [
-        ("class 7 is not one of the 2 labels", |d| d.data.examples[3].target = Target::Class(7)),
-        ("token id 99 is outside the model's vocabulary of 24", |d| d.data.examples[4].input_ids[1] = 99),
-        ("labels [\"bad\", \"good\"] are not the model's", |d| d.data.label_names = vec!["bad".into(), "good".into()]),
-        ("the test split names example 500", |d| d.test.push(500)),
-        ("more than the model's 32 positions", |d| {
-            let example = &mut d.data.examples[2];
-            example.input_ids = vec![10; 40];
-            example.type_ids = vec![0; 40];
+    type Corruption = (&'static str, fn(&mut Vec<Encoded>, &mut Vec<String>));
+    let corruptions: [Corruption; 4] = [
+        ("class 7 is not one of the 2 labels", |examples, _| examples[3].target = Target::Class(7)),
+        ("token id 99 is outside the model's vocabulary of 24", |examples, _| examples[4].input_ids[1] = 99),
+        ("labels [\"bad\", \"good\"] are not the model's", |_, labels| *labels = vec!["bad".into(), "good".into()]),
+        ("more than the model's 32 positions", |examples, _| {
+            examples[2].input_ids = vec![10; 40];
+            examples[2].type_ids = vec![0; 40];
         }),
     ];
     for (expected, corrupt) in corruptions {
-        let mut classification = classification_data(20);
-        corrupt(&mut classification);
+        let clean = classification_data(20);
+        let (mut examples, mut labels) = (clean.examples().to_vec(), clean.label_names().to_vec());
+        corrupt(&mut examples, &mut labels);
+        let data = ProcessedDataset::new(examples, labels, 0);
+        let classification =
+            PreparedDataset::from_split(data, clean.train().to_vec(), Vec::new(), clean.test().to_vec())
+                .expect("split");
         let data = TaskData { classification: Some(&classification), ner: Some(&ner) };
         let before = weights(&model);
         let error = train_and_evaluate(&model, &FreezeStrategy::All, data, &config, None, &mut NoObserver)
@@ -569,10 +558,14 @@ fn data_that_does_not_fit_the_model_is_refused_before_training_naming_the_exampl
         let error = evaluate(&model, data, Split::Test, 4, None).expect_err("evaluation refuses too");
         assert!(error.to_string().contains(expected), "{error}");
     }
-    let mut bad_tags = ner_data(20);
-    if let Target::Tokens(targets) = &mut bad_tags.data.examples[5].target {
+    let clean = ner_data(20);
+    let mut examples = clean.examples().to_vec();
+    if let Target::Tokens(targets) = &mut examples[5].target {
         targets.word_labels[0] = 9;
     }
+    let data = ProcessedDataset::new(examples, clean.label_names().to_vec(), 0);
+    let bad_tags =
+        PreparedDataset::from_split(data, clean.train().to_vec(), Vec::new(), clean.test().to_vec()).expect("split");
     let classification = classification_data(20);
     let data = TaskData { classification: Some(&classification), ner: Some(&bad_tags) };
     let error = evaluate(&model, data, Split::Test, 4, None).expect_err("tag out of range");
