@@ -3,6 +3,7 @@
 pub mod plots;
 pub mod progress;
 pub mod run_dir;
+pub mod transcript;
 
 use trainer::{EpochRecord, Evaluation};
 
