@@ -14,13 +14,20 @@ pub enum Pooling {
     Mean,
 }
 
+impl Pooling {
+    /// Every pooling, as [`FromStr`](std::str::FromStr) reads and [`Display`](std::fmt::Display) writes it.
+    pub const ALL: [Self; 2] = [Self::Cls, Self::Mean];
+    /// The accepted names, for error messages.
+    pub const NAMES: &'static str = "cls or mean";
+}
+
 impl std::str::FromStr for Pooling {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "cls" => Ok(Self::Cls),
             "mean" => Ok(Self::Mean),
-            other => Err(format!("unknown pooling `{other}`: expected `cls` or `mean`")),
+            other => Err(format!("unknown pooling `{other}`: expected {}", Self::NAMES)),
         }
     }
 }

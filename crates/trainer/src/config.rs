@@ -29,13 +29,20 @@ impl fmt::Display for Mode {
     }
 }
 
+impl Mode {
+    /// Every mode, as [`FromStr`] reads and [`Display`](fmt::Display) writes it.
+    pub const ALL: [Self; 2] = [Self::Separate, Self::Combined];
+    /// The accepted names, for error messages.
+    pub const NAMES: &'static str = "separate or combined";
+}
+
 impl FromStr for Mode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "separate" => Ok(Self::Separate),
             "combined" => Ok(Self::Combined),
-            other => Err(format!("unknown mode `{other}`: expected separate or combined")),
+            other => Err(format!("unknown mode `{other}`: expected {}", Self::NAMES)),
         }
     }
 }
@@ -357,6 +364,31 @@ mod tests {
         assert_eq!(finetune.strategy, FreezeStrategy::All);
         assert!(finetune.validation_fraction > 0.0 && finetune.train.patience.is_some());
         assert!("fast".parse::<Recipe>().unwrap_err().contains(Recipe::NAMES));
+    }
+
+    #[test]
+    fn every_user_typed_choice_prints_as_it_parses_and_errors_list_the_names() {
+        for mode in Mode::ALL {
+            assert_eq!(mode.to_string().parse::<Mode>(), Ok(mode));
+            assert!(Mode::NAMES.contains(&mode.to_string()));
+        }
+        for recipe in [Recipe::Notebook, Recipe::Finetune] {
+            assert_eq!(recipe.to_string().parse::<Recipe>().map(|r| r.to_string()), Ok(recipe.to_string()));
+            assert!(Recipe::NAMES.contains(&recipe.to_string()));
+        }
+        for pooling in encoder::Pooling::ALL {
+            assert_eq!(pooling.to_string().parse::<encoder::Pooling>(), Ok(pooling));
+            assert!(encoder::Pooling::NAMES.contains(&pooling.to_string()));
+        }
+        for precision in [encoder::Precision::Auto, encoder::Precision::F32, encoder::Precision::Bf16] {
+            assert_eq!(precision.to_string().parse::<encoder::Precision>(), Ok(precision));
+        }
+        for strategy in ["none", "heads_only", "output_layers:2", "all", "all_adaptive:0.0001:0.001"] {
+            let parsed: heads::FreezeStrategy = strategy.parse().expect("parses");
+            assert_eq!(parsed.to_string().parse::<heads::FreezeStrategy>().expect("reparses"), parsed);
+        }
+        assert!("sideways".parse::<Mode>().unwrap_err().contains(Mode::NAMES));
+        assert!("max".parse::<encoder::Pooling>().unwrap_err().contains(encoder::Pooling::NAMES));
         assert!("both".parse::<Mode>().unwrap_err().contains("separate or combined"));
     }
 }
