@@ -114,6 +114,24 @@ void wait_all(std::vector<c10::intrusive_ptr<c10d::Work>>& works) {
   if (first) std::rethrow_exception(first);
 }
 
+// Runs `enqueue`, which queues collectives on `staged.work` into the list it is given, waits for all of them (also
+// when queueing fails part way) and writes the results back into the caller's tensors.
+template <typename Enqueue>
+void run_collectives(Staged& staged, Enqueue&& enqueue) {
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  try {
+    enqueue(works);
+  } catch (...) {
+    try {
+      wait_all(works);
+    } catch (...) {
+    }
+    throw;
+  }
+  wait_all(works);
+  staged.finish();
+}
+
 std::vector<std::string> split_commas(const std::string& s) {
   std::vector<std::string> out;
   size_t start = 0;
@@ -196,8 +214,7 @@ int bertmt_c10d_all_reduce_sum(bertmt_c10d_group* gp, const at::Tensor* const* t
       else
         it->push_back(t);
     }
-    std::vector<c10::intrusive_ptr<c10d::Work>> works;
-    try {
+    run_collectives(staged, [&](std::vector<c10::intrusive_ptr<c10d::Work>>& works) {
       for (auto& list : by_dtype) {
         if (list.size() == 1) {
           c10d::AllreduceOptions o;
@@ -211,15 +228,7 @@ int bertmt_c10d_all_reduce_sum(bertmt_c10d_group* gp, const at::Tensor* const* t
           works.push_back(g->pg->allreduce_coalesced(list, o));
         }
       }
-    } catch (...) {
-      try {
-        wait_all(works);
-      } catch (...) {
-      }
-      throw;
-    }
-    wait_all(works);
-    staged.finish();
+    });
   });
 }
 
@@ -232,8 +241,7 @@ int bertmt_c10d_broadcast(bertmt_c10d_group* gp, const at::Tensor* const* tensor
       throw Rejected("root " + std::to_string(root) + " is not a rank of a group of " + std::to_string(g->size));
     at::NoGradGuard no_grad;
     auto staged = collect(tensors, n);
-    std::vector<c10::intrusive_ptr<c10d::Work>> works;
-    try {
+    run_collectives(staged, [&](std::vector<c10::intrusive_ptr<c10d::Work>>& works) {
       for (auto& t : staged.work) {
         std::vector<at::Tensor> one{t};
         c10d::BroadcastOptions o;
@@ -242,15 +250,7 @@ int bertmt_c10d_broadcast(bertmt_c10d_group* gp, const at::Tensor* const* tensor
         o.timeout = g->timeout;
         works.push_back(g->pg->broadcast(one, o));
       }
-    } catch (...) {
-      try {
-        wait_all(works);
-      } catch (...) {
-      }
-      throw;
-    }
-    wait_all(works);
-    staged.finish();
+    });
   });
 }
 

@@ -1,7 +1,7 @@
-//! Real groups of two ranks on loopback: the test binary runs itself twice as child processes (the ignored test
-//! `rank_process`, told its role through `DISTRIBUTED_TEST_ROLE` and its rank through the torchrun variables). The
-//! children print `RESULT ...` lines; the parent checks their exit codes and those lines, and kills them if they
-//! outlive a deadline.
+//! Real groups of two ranks on loopback: a test runs the test binary twice more as child processes, each running
+//! the same test, told its role through `DISTRIBUTED_TEST_ROLE` (which makes the test play that role instead, see
+//! [`played_rank_role`]) and its rank through the torchrun variables. The children print `RESULT ...` lines; the
+//! parent checks their exit codes and those lines, and kills them if they outlive a deadline.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
@@ -40,7 +40,7 @@ impl RankProcess {
         let exe = std::env::current_exe().expect("the test binary's path");
         let mut command = Command::new(exe);
         command
-            .args(["rank_process", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([test_of(role), "--exact", "--nocapture", "--test-threads=1"])
             .env(ROLE, role)
             .env("RUST_BACKTRACE", "0")
             .stdin(Stdio::null())
@@ -63,7 +63,7 @@ impl RankProcess {
         thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(mut line) = line else { break };
-                // libtest prints "test rank_process ... " without a newline before the first line of the test.
+                // libtest prints "test <name> ... " without a newline before the first line of the test.
                 if let Some(start) = line.find("RESULT ") {
                     line.drain(..start);
                 }
@@ -174,6 +174,9 @@ fn assert_line(log: &str, line: &str) {
 
 #[test]
 fn collectives_give_exact_results_on_both_ranks() {
+    if played_rank_role() {
+        return;
+    }
     let port = free_port();
     let mut rank0 = RankProcess::spawn_rank("collectives", 0, port);
     let mut rank1 = RankProcess::spawn_rank("collectives", 1, port);
@@ -189,6 +192,9 @@ fn collectives_give_exact_results_on_both_ranks() {
 
 #[test]
 fn a_killed_peer_fails_the_collective_within_seconds_not_at_the_timeout() {
+    if played_rank_role() {
+        return;
+    }
     let port = free_port();
     let mut rank0 = RankProcess::spawn_rank("killed_peer", 0, port);
     let mut rank1 = RankProcess::spawn_rank("killed_peer", 1, port);
@@ -212,6 +218,9 @@ fn a_killed_peer_fails_the_collective_within_seconds_not_at_the_timeout() {
 
 #[test]
 fn a_hung_peer_fails_the_collective_at_the_timeout() {
+    if played_rank_role() {
+        return;
+    }
     let port = free_port();
     let mut rank0 = RankProcess::spawn_rank("hung_peer", 0, port);
     let mut rank1 = RankProcess::spawn_rank("hung_peer", 1, port);
@@ -227,6 +236,9 @@ fn a_hung_peer_fails_the_collective_at_the_timeout() {
 
 #[test]
 fn from_env_reads_this_process_environment() {
+    if played_rank_role() {
+        return;
+    }
     let port = free_port().to_string();
     let bad_rank = [
         ("WORLD_SIZE", "2".to_owned()),
@@ -269,11 +281,20 @@ fn a_rendezvous_without_peers_fails_at_the_timeout_naming_the_master() {
 // ---------------------------------------------------------------------------------------------------------------
 // The child side.
 
-/// A rank process (started by the tests above; does nothing when run directly).
-#[test]
-#[ignore = "a rank process that the other tests start"]
-fn rank_process() {
-    let Ok(role) = std::env::var(ROLE) else { return };
+/// The test that starts rank processes of `role`; they run it again, and it plays the role.
+fn test_of(role: &str) -> &'static str {
+    match role {
+        "collectives" => "collectives_give_exact_results_on_both_ranks",
+        "killed_peer" => "a_killed_peer_fails_the_collective_within_seconds_not_at_the_timeout",
+        "hung_peer" => "a_hung_peer_fails_the_collective_at_the_timeout",
+        "from_env" => "from_env_reads_this_process_environment",
+        other => panic!("unknown role {other}"),
+    }
+}
+
+/// In a rank process (`DISTRIBUTED_TEST_ROLE` set): plays the role and says so, and the test skips its parent part.
+fn played_rank_role() -> bool {
+    let Ok(role) = std::env::var(ROLE) else { return false };
     match role.as_str() {
         "collectives" => collectives(),
         "killed_peer" => killed_peer(),
@@ -281,6 +302,7 @@ fn rank_process() {
         "from_env" => from_env(),
         other => panic!("unknown role {other}"),
     }
+    true
 }
 
 fn result(line: &str) {

@@ -180,7 +180,7 @@ impl Staging {
             let mut foreign: Vec<String> = entries
                 .flatten()
                 .map(|entry| entry.file_name().to_string_lossy().into_owned())
-                .filter(|name| !OWN_FILES.contains(&name.as_str()))
+                .filter(|name| !is_own_file(name))
                 .collect();
             if !foreign.is_empty() {
                 foreign.sort();
@@ -231,16 +231,10 @@ impl Staging {
     }
 }
 
-/// Every file a checkpoint or an exported encoder may hold.
-const OWN_FILES: [&str; 7] = [
-    TOKENIZER_FILES[0],
-    TOKENIZER_FILES[1],
-    TOKENIZER_FILES[2],
-    TOKENIZER_FILES[3],
-    WEIGHTS_FILE,
-    CHECKPOINT_FILE,
-    HF_CONFIG_FILE,
-];
+/// Whether `name` is a file a checkpoint or an exported encoder may hold.
+fn is_own_file(name: &str) -> bool {
+    TOKENIZER_FILES.contains(&name) || [WEIGHTS_FILE, CHECKPOINT_FILE, HF_CONFIG_FILE].contains(&name)
+}
 
 #[cfg(test)]
 mod tests {

@@ -53,6 +53,16 @@ pub enum Split {
     Test,
 }
 
+impl Split {
+    /// The example indices of this split of `data`.
+    pub fn of(self, data: &PreparedDataset) -> &[usize] {
+        match self {
+            Self::Validation => data.validation(),
+            Self::Test => data.test(),
+        }
+    }
+}
+
 /// Scores of both tasks at one point in time.
 #[derive(Debug, Clone, Serialize)]
 pub struct Evaluation {
@@ -236,31 +246,19 @@ pub(super) fn score(
 ) -> Result<Evaluation> {
     let started = Instant::now();
     let batch = batch_size.max(32);
-    let indices = |d: &'_ PreparedDataset| -> Vec<usize> {
-        match split {
-            Split::Validation => d.validation().to_vec(),
-            Split::Test => d.test().to_vec(),
-        }
-    };
-    let classification = match data.classification {
-        Some(d) => {
-            let backbone = match cache.and_then(|c| c.classification.as_ref()) {
-                Some(features) => Backbone::Cached(features),
-                None => Backbone::Live,
-            };
-            Some(evaluate_classification(model, d, &indices(d), batch, backbone)?)
-        }
-        None => None,
-    };
-    let ner = match data.ner {
-        Some(d) => {
-            let backbone = match cache.and_then(|c| c.ner.as_ref()) {
-                Some(features) => Backbone::Cached(features),
-                None => Backbone::Live,
-            };
-            Some(evaluate_ner(model, d, &indices(d), batch, backbone)?)
-        }
-        None => None,
-    };
+    let classification = data
+        .classification
+        .map(|d| {
+            let features = cache.and_then(|c| c.classification.as_ref());
+            evaluate_classification(model, d, split.of(d), batch, features.map_or(Backbone::Live, Backbone::Cached))
+        })
+        .transpose()?;
+    let ner = data
+        .ner
+        .map(|d| {
+            let features = cache.and_then(|c| c.ner.as_ref());
+            evaluate_ner(model, d, split.of(d), batch, features.map_or(Backbone::Live, Backbone::Cached))
+        })
+        .transpose()?;
     Ok(Evaluation { classification, ner, seconds: started.elapsed().as_secs_f64() })
 }
