@@ -103,7 +103,7 @@ mod tests {
         assert_eq!(
             page,
             "# Quick benchmark run 20240229T123456Z (not for reporting: fewer texts and repetitions)\n\n\
-             ## Machine\n\nm\n## 5. Python peer: Hugging Face transformers\n\np\n"
+             ## Machine\n\nm\n## 5. Peers: PyTorch (fp32, bf16) and ONNX Runtime\n\np\n"
         );
     }
 }

@@ -8,6 +8,18 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 
+/// Whether this CPU computes bf16 natively (avx512_bf16), as `encoder::native_bf16` decides for `--precision auto`.
+pub(super) fn native_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// The 1-minute load average (NaN when `/proc/loadavg` cannot be read).
 pub(super) fn load_average() -> f64 {
     std::fs::read_to_string("/proc/loadavg")

@@ -73,7 +73,7 @@ pub struct BenchArgs {
 /// A section of the benchmark.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Section {
-    /// 1. fp32 GEMM GFLOP/s on the model's shapes.
+    /// 1. The FMA peak, and GEMM GFLOP/s on the model's shapes.
     Gemm,
     /// 2. Encoder throughput on the real data.
     Encoder,
@@ -81,7 +81,7 @@ pub enum Section {
     Training,
     /// 4. Data pipeline and entity scoring.
     Pipeline,
-    /// 5. Hugging Face transformers on the same texts.
+    /// 5. PyTorch (fp32, bf16 autocast) and ONNX Runtime on the same texts.
     Peer,
 }
 
@@ -102,11 +102,11 @@ impl Section {
 
     fn heading(self) -> &'static str {
         match self {
-            Self::Gemm => "## 1. Machine ceiling: fp32 GEMM",
+            Self::Gemm => "## 1. Machine ceiling: FMA peak and GEMM",
             Self::Encoder => "## 2. Encoder throughput on the real data",
             Self::Training => "## 3. Training cost per epoch",
             Self::Pipeline => "## 4. Data pipeline and entity scoring",
-            Self::Peer => "## 5. Python peer: Hugging Face transformers",
+            Self::Peer => "## 5. Peers: PyTorch (fp32, bf16) and ONNX Runtime",
         }
     }
 
@@ -226,7 +226,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         eprintln!("\n== bench section {} ==", section.key());
         runner.wait_for_quiet(section);
         match section {
-            Section::Gemm => sections::gemm_section(&mut runner, &plan),
+            Section::Gemm => sections::gemm_section(&mut runner, &plan, peer_python.as_deref()),
             Section::Encoder | Section::Peer => {
                 let Some((file, info)) = sections::texts(&mut runner, section, &mut texts, files, &plan, &scratch)
                 else {

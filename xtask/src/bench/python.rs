@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Python packages of the peer venv.
-const PEER_REQUIREMENTS: &[&str] = &["torch==2.13.0", "transformers", "pandas", "openpyxl", "beautifulsoup4"];
+const PEER_REQUIREMENTS: &[&str] =
+    &["torch==2.13.0", "transformers", "pandas", "openpyxl", "beautifulsoup4", "onnxruntime", "onnx"];
 
 /// Whether `python -c import` succeeds.
 pub(super) fn has(python: &Path, import: &str) -> bool {
@@ -26,6 +27,13 @@ pub(super) fn peer_python() -> Result<PathBuf> {
     let venv = setup::cache_root()?.join("peer-venv");
     let python = venv.join("bin/python");
     let marker = venv.join(".complete");
+    let wanted = PEER_REQUIREMENTS.join("\n");
+    if marker.exists() && std::fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
+        // A venv made for an earlier list: add what is new in place.
+        eprintln!("updating the Python peer's venv {} ({})", venv.display(), PEER_REQUIREMENTS.join(" "));
+        pip_install(&venv)?;
+        atomic_files::write(&marker, wanted.as_bytes())?;
+    }
     if !marker.exists() {
         eprintln!(
             "creating the Python peer's venv {} ({}: about 2.7 GB download, several minutes; \
@@ -42,14 +50,19 @@ pub(super) fn peer_python() -> Result<PathBuf> {
         if !status.is_ok_and(|s| s.success()) {
             bail!("cannot create a venv with {:?} -m venv (install python3-venv)", system_python);
         }
-        let status = Command::new(venv.join("bin/pip"))
-            .args(["install", "--disable-pip-version-check"])
-            .args(PEER_REQUIREMENTS)
-            .status();
-        if !status.is_ok_and(|s| s.success()) {
-            bail!("pip install {} failed (is PyPI reachable?)", PEER_REQUIREMENTS.join(" "));
-        }
-        std::fs::write(&marker, PEER_REQUIREMENTS.join("\n"))?;
+        pip_install(&venv)?;
+        atomic_files::write(&marker, wanted.as_bytes())?;
     }
     Ok(python)
+}
+
+fn pip_install(venv: &Path) -> Result<()> {
+    let status = Command::new(venv.join("bin/pip"))
+        .args(["install", "--disable-pip-version-check"])
+        .args(PEER_REQUIREMENTS)
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        bail!("pip install {} failed (is PyPI reachable?)", PEER_REQUIREMENTS.join(" "));
+    }
+    Ok(())
 }

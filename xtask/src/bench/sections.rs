@@ -96,9 +96,17 @@ pub(super) fn texts(
     cache.clone()
 }
 
-/// Section 1: the GEMM ceiling.
-pub(super) fn gemm_section(runner: &mut Runner, plan: &Plan) {
-    runner.cargo_bench(Section::Gemm, "encoder", "throughput", false, &[s("--step"), s("gemm"), reps(plan)]);
+/// Section 1: the FMA peak, libtorch's GEMM (fp32, and bf16 where native) and, with a peer interpreter, numpy's.
+pub(super) fn gemm_section(runner: &mut Runner, plan: &Plan, python: Option<&Path>) {
+    let ours = runner.cargo_bench(Section::Gemm, "encoder", "throughput", false, &[s("--step"), s("gemm"), reps(plan)]);
+    if let (Some(python), Some(ours)) = (python, ours) {
+        let mut command = Command::new(python);
+        command
+            .arg(runner.root.join("xtask/peer/gemm_peer.py"))
+            .arg(format!("--threads={}", ours["threads"].as_i64().unwrap_or(1)))
+            .arg(format!("--reps={}", plan.reps));
+        runner.run(Section::Gemm, command);
+    }
 }
 
 /// The Python peer of section 5: its interpreter and the libtorch threads it is told to use.
@@ -112,13 +120,15 @@ fn sorted_runs(plan: &Plan) -> [(&'static str, usize, usize, usize); 3] {
     [("imdb", 256, 32, plan.imdb), ("imdb", 512, 32, plan.imdb), ("gmb", 512, 64, plan.gmb)]
 }
 
-/// Section 2; with a peer, each of our sorted runs is followed at once by the peer's run of the same texts, so that
-/// both see the same machine (its speed drifts by up to 2x over an hour on a shared VM).
+/// Section 2; each sorted run at f32 is followed by the same run at `--precision auto` when that resolves to bf16
+/// here, and, with a peer, at once by the peers' runs of the same texts, so that all see the same machine (its
+/// speed drifts by up to 2x over an hour on a shared VM).
 pub(super) fn encoder_section(runner: &mut Runner, plan: &Plan, texts: &Path, peer: Option<&Peer>) {
     let section = Section::Encoder;
     let texts_arg = texts.display().to_string();
     let encode = |corpus: &str, method: &str, max_length: usize, batch: usize, limit: usize, reps: usize| {
         vec![
+            s("--precision=f32"),
             s("--step"),
             s("encode"),
             format!("--texts={texts_arg}"),
@@ -131,13 +141,12 @@ pub(super) fn encoder_section(runner: &mut Runner, plan: &Plan, texts: &Path, pe
         ]
     };
     for (corpus, max_length, batch, limit) in sorted_runs(plan) {
-        runner.cargo_bench(
-            section,
-            "encoder",
-            "throughput",
-            false,
-            &encode(corpus, "sorted", max_length, batch, limit, plan.reps),
-        );
+        let mut args = encode(corpus, "sorted", max_length, batch, limit, plan.reps);
+        runner.cargo_bench(section, "encoder", "throughput", false, &args);
+        if super::machine::native_bf16() {
+            args[0] = s("--precision=auto");
+            runner.cargo_bench(section, "encoder", "throughput", false, &args);
+        }
         if let Some(peer) = peer {
             peer_run(runner, plan, texts, peer, (corpus, max_length, batch, limit));
         }
@@ -159,6 +168,18 @@ pub(super) fn encoder_section(runner: &mut Runner, plan: &Plan, texts: &Path, pe
         s("--every=4"),
     ];
     runner.cargo_bench(section, "encoder", "throughput", false, &profile);
+    // Where a training step's time goes: the settings of section 3's epochs (IMDB at 512, batch 8).
+    let training_profile = vec![
+        s("--step"),
+        s("profile-training"),
+        format!("--texts={texts_arg}"),
+        s("--corpus=imdb"),
+        s("--max-length=512"),
+        s("--batch=8"),
+        format!("--limit={}", plan.imdb),
+        s("--every=10"),
+    ];
+    runner.cargo_bench(section, "encoder", "throughput", false, &training_profile);
 }
 
 /// Section 5 on its own (`--only peer`): the peer's runs, ours taken from the latest earlier run.
@@ -168,11 +189,32 @@ pub(super) fn peer_section(runner: &mut Runner, plan: &Plan, texts: &Path, peer:
     }
 }
 
+/// The peers of one sorted run: PyTorch fp32, PyTorch bf16 autocast (only where bf16 is native: emulated it is ~45x
+/// slower and would take hours) and ONNX Runtime fp32 with its BERT optimizer.
 fn peer_run(runner: &mut Runner, plan: &Plan, texts: &Path, peer: &Peer, run: (&str, usize, usize, usize)) {
+    let native_bf16 = super::machine::native_bf16();
+    for runtime in ["torch", "torch-bf16", "onnxruntime"] {
+        if runtime == "torch-bf16" && !native_bf16 {
+            continue;
+        }
+        peer_runtime_run(runner, plan, texts, peer, run, runtime);
+    }
+}
+
+fn peer_runtime_run(
+    runner: &mut Runner,
+    plan: &Plan,
+    texts: &Path,
+    peer: &Peer,
+    run: (&str, usize, usize, usize),
+    runtime: &str,
+) {
     let (corpus, max_length, batch, limit) = run;
     let mut command = Command::new(peer.python);
     command
+        .env("HF_HUB_OFFLINE", "1")
         .arg(runner.root.join("xtask/peer/hf_peer.py"))
+        .arg(format!("--runtime={runtime}"))
         .arg(format!("--texts={}", texts.display()))
         .arg(format!("--corpus={corpus}"))
         .arg(format!("--max-length={max_length}"))

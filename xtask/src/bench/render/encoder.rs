@@ -4,6 +4,11 @@ use super::{f, num, pct, verdict, Report};
 use serde_json::Value;
 use std::fmt::Write as _;
 
+/// The precision a result computed in: `f32` for runs from before the field existed.
+pub(super) fn precision(r: &Value) -> &str {
+    r["precision"].as_str().unwrap_or("f32")
+}
+
 impl Report<'_> {
     pub(super) fn encoder(&self, out: &mut String) {
         let rows: Vec<&Value> =
@@ -13,24 +18,33 @@ impl Report<'_> {
             return;
         }
         let ceiling = self.ceiling();
+        let bf16_ceiling = self.bf16_ceiling();
+        let fma_peak = self.fma_peak();
         let _ = writeln!(
             out,
             "`sorted` = `SentenceEncoder::encode` (length-sorted batches, dynamic padding, mean pooling); `notebook` = the \
              notebook's way (input order, every batch padded to 512). Tokenization is inside the timed pass. FLOPs per \
              layer and token: `2*(4h^2 + 2hi)` + attention `4sh` (`s` = padded length of the token's batch); GFLOP/s \
-             (real) counts real tokens only, (computed) every padded position. Ceiling: {}.\n",
-            ceiling.as_ref().map_or_else(|| "none measured yet".into(), |(c, from)| format!("{c:.1} GFLOP/s from {from}"))
+             (real) counts real tokens only, (computed) every padded position. % of ceiling: of the GEMM ceiling of the \
+             row's precision ({} fp32, {} bf16); % of FMA peak: of the hardware's fp32 limit ({}). A bf16 row is \
+             `--precision auto` where the CPU computes bf16 natively.\n",
+            ceiling.as_ref().map_or_else(|| "none measured yet".into(), |(c, from)| format!("{c:.1} GFLOP/s from {from}")),
+            bf16_ceiling.as_ref().map_or_else(|| "none measured".into(), |(c, from)| format!("{c:.1} GFLOP/s from {from}")),
+            fma_peak.as_ref().map_or_else(|| "none measured yet".into(), |(c, from)| format!("{c:.1} GFLOP/s from {from}")),
         );
-        let _ = writeln!(out, "| corpus | method | trunc. | batch | texts | truncated | reps | s (median) | sentences/s | real tokens/s | padding overhead | GFLOP/s real | % of ceiling | GFLOP/s computed |");
-        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(out, "| corpus | method | precision | trunc. | batch | texts | truncated | reps | s (median) | sentences/s | real tokens/s | padding overhead | GFLOP/s real | % of ceiling | % of FMA peak | GFLOP/s computed |");
+        let _ = writeln!(out, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let share_of = |limit: &Option<(f64, String)>, r: &Value| {
+            limit.as_ref().and_then(|(c, _)| r["gflops_real"].as_f64().map(|g| g / c)).unwrap_or(f64::NAN)
+        };
         for r in &rows {
-            let share =
-                ceiling.as_ref().and_then(|(c, _)| r["gflops_real"].as_f64().map(|g| g / c)).unwrap_or(f64::NAN);
+            let share = share_of(if precision(r) == "bf16" { &bf16_ceiling } else { &ceiling }, r);
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r["corpus"].as_str().unwrap_or("?"),
                 r["method"].as_str().unwrap_or("?"),
+                precision(r),
                 r["max_length"],
                 r["batch"],
                 r["texts"],
@@ -42,11 +56,14 @@ impl Report<'_> {
                 r["padding_overhead"].as_f64().map_or_else(|| "—".into(), pct),
                 f(&r["gflops_real"], 1),
                 pct(share),
+                pct(share_of(&fma_peak, r)),
                 f(&r["gflops_computed"], 1),
             );
         }
         let pick = |corpus: &str, method: &str, trunc: i64| {
-            rows.iter().find(|r| r["corpus"] == corpus && r["method"] == method && r["max_length"] == trunc)
+            rows.iter().find(|r| {
+                r["corpus"] == corpus && r["method"] == method && r["max_length"] == trunc && precision(r) == "f32"
+            })
         };
         let rate = |r: Option<&&Value>| r.and_then(|r| r["sentences_per_s"].as_f64()).unwrap_or(f64::NAN);
         let _ = writeln!(

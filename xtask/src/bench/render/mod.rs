@@ -153,7 +153,10 @@ impl Report<'_> {
         let mut out = self.measured_line(section);
         match section {
             Section::Gemm => self.gemm(&mut out),
-            Section::Encoder => self.encoder(&mut out),
+            Section::Encoder => {
+                self.encoder(&mut out);
+                self.training_profile(&mut out);
+            }
             Section::Training => {
                 self.training(&mut out);
                 self.optimizer_step(&mut out);
@@ -296,6 +299,60 @@ mod tests {
             lines.contains(
                 &"| bf16 | 200.0 (100.0 / 150.0 / 5.0) | 180.0 (120.0 / 160.0 / 6.0) | **no** | 0.90 x (**missed**) |"
             ),
+            "{block}"
+        );
+    }
+
+    #[test]
+    fn ours_at_auto_is_compared_with_the_fastest_peer_of_the_same_texts() {
+        let run = |implementation: &str, precision: Option<&str>, rate: f64, tokens: i64| {
+            json!({
+                "bench": "encoder.encode", "section": "encoder", "impl": implementation, "method": "sorted",
+                "precision": precision, "corpus": "imdb", "max_length": 256, "batch": 32, "texts": 2000,
+                "real_tokens": tokens, "sentences_per_s": rate, "threads": 2, "attn_implementation": "sdpa",
+                "min_cosine_to_fp32": if implementation == "ort" { json!(0.9999998) } else { Value::Null },
+                "max_abs_diff_to_fp32": if implementation == "ort" { json!(3e-7) } else { Value::Null },
+                "fused_operators": {"Attention": 6}, "onnxruntime": "1.32.0",
+            })
+        };
+        let first = record(
+            "peer",
+            json!([
+                run("rust", Some("f32"), 30.0, 500),
+                run("rust", Some("bf16"), 50.0, 500),
+                run("hf", None, 28.0, 500),
+                run("hf-bf16", None, 45.0, 500),
+                run("ort", None, 32.0, 500),
+            ]),
+        );
+        let block = &report(&first)[1].1;
+        let lines: Vec<&str> = block.lines().collect();
+        assert!(lines.contains(&"| imdb | 256 | 32 | 2000 | 30.00 | 50.00 | 28.00 | 45.00 | 32.00 | PyTorch bf16 autocast | 1.07 | 1.11 |"), "{block}");
+        assert!(
+            block.contains("ours auto / fastest peer (PyTorch bf16 autocast) 1.11 x (target >= 1.0: **met**)"),
+            "{block}"
+        );
+        assert!(block.contains("ours auto (bf16) / ours f32 1.67 x (target a further >= 1.6x: **met**)"), "{block}");
+        assert!(
+            block.contains(
+                "ONNX Runtime fp32: pooled embeddings of the warm-up texts against PyTorch fp32: min cosine 0.9999998"
+            ),
+            "{block}"
+        );
+        assert!(!block.contains("NOT see the same real tokens"), "{block}");
+
+        // A peer that tokenized differently is called out; without a bf16 run, `auto` is f32.
+        let second = record(
+            "peer",
+            json!([run("rust", Some("f32"), 30.0, 500), run("hf", None, 28.0, 500), run("ort", None, 40.0, 499)]),
+        );
+        let block = &report(&second)[1].1;
+        assert!(
+            block.contains("imdb at 256, batch 32: the implementations did NOT see the same real tokens"),
+            "{block}"
+        );
+        assert!(
+            block.contains("ours auto / fastest peer (ONNX Runtime fp32) 0.75 x (target >= 1.0: **missed**)"),
             "{block}"
         );
     }

@@ -193,4 +193,60 @@ impl Report<'_> {
             f(&r["clip_ms"], 1),
         );
     }
+
+    /// Where a training step's time goes (`encoder.profile_training`): forward and backward per operation group.
+    pub(super) fn training_profile(&self, out: &mut String) {
+        let Some(p) = self.find(|r| r["bench"] == "encoder.profile_training") else { return };
+        let pair = |i: usize| -> String {
+            let x = &p["model_seconds_before_after"][i];
+            format!("{} + {}", f(&x[0], 2), f(&x[1], 2))
+        };
+        let (forward, backward) = (
+            p["parts_forward_seconds"].as_f64().unwrap_or(f64::NAN),
+            p["parts_backward_seconds"].as_f64().unwrap_or(f64::NAN),
+        );
+        let _ = writeln!(
+            out,
+            "\nWhere a training step's time goes (`--step profile-training` of `crates/encoder/benches/throughput`: \
+             IMDB truncated at {}, batch {}, every {}th batch of the sorted schedule: {} batches, {} padded tokens; \
+             f32, dropout off, every weight trainable). Each operation runs on fresh leaves and its backward is \
+             libtorch's autograd of that operation alone (input and weight gradients, the word-embedding table's dense \
+             gradient included), driven through `(output * upstream).sum()` whose own cost ({} s in all) is \
+             subtracted. Sum of the parts: forward {} s, backward {} s (backward / forward {} x); the model's own \
+             forward + backward on the same batches: {} s before and {} s after the parts. GFLOP/s: forward FLOPs as \
+             in section 2, backward counted as twice the forward's (input and weight gradients).\n",
+            p["max_length"],
+            p["batch"],
+            p["every"],
+            p["batches"],
+            p["padded_tokens"],
+            f(&p["driver_seconds_subtracted"], 2),
+            num(forward, 2),
+            num(backward, 2),
+            num(backward / forward, 2),
+            pair(0),
+            pair(1),
+        );
+        let _ = writeln!(
+            out,
+            "| operation | forward s | backward s | share of backward | share of step | forward GFLOP/s | backward GFLOP/s |\n|---|---:|---:|---:|---:|---:|---:|"
+        );
+        let mut parts: Vec<&Value> = p["parts"].as_array().into_iter().flatten().collect();
+        let key =
+            |v: &Value| v["backward_seconds"].as_f64().unwrap_or(0.0) + v["forward_seconds"].as_f64().unwrap_or(0.0);
+        parts.sort_by(|a, b| key(b).total_cmp(&key(a)));
+        for part in parts {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                part["part"].as_str().unwrap_or("?"),
+                f(&part["forward_seconds"], 3),
+                f(&part["backward_seconds"], 3),
+                part["backward_share"].as_f64().map_or_else(|| "—".into(), super::pct),
+                part["step_share"].as_f64().map_or_else(|| "—".into(), super::pct),
+                f(&part["forward_gflops"], 1),
+                f(&part["backward_gflops"], 1),
+            );
+        }
+    }
 }

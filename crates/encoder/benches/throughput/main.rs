@@ -1,4 +1,5 @@
-//! Encoder benchmarks: the machine's GEMM ceiling, encoder throughput on the real data, and a per-module profile.
+//! Encoder benchmarks: the machine's FMA peak and GEMM ceiling, encoder throughput on the real data, and per-operation
+//! profiles of inference and of a training step.
 //! One step per process; each prints one JSON line.
 //!
 //! ```text
@@ -7,12 +8,16 @@
 //!     [--imdb 2000] [--gmb 5000]
 //! cargo bench -p encoder --bench throughput -- --step encode --texts texts.json --corpus imdb|gmb
 //!     --method sorted|notebook --max-length 256 --batch 32 [--reps 3] [--limit N] [--model DIR]
+//!     [--precision f32|bf16|auto]
 //! cargo bench -p encoder --bench throughput -- --step profile --texts texts.json --corpus imdb
 //!     --max-length 256 --batch 32 [--every 4] [--model DIR]
+//! cargo bench -p encoder --bench throughput -- --step profile-training --texts texts.json --corpus imdb
+//!     --max-length 512 --batch 8 [--every 10] [--model DIR]
 //! ```
 //!
 //! - `gemm`: fp32 `matmul` GFLOP/s through tch on the model's shapes (`[tokens x hidden] @ [hidden x intermediate]`
-//!   and back) and BERT-base's `768x768 @ 768x3072`, at libtorch's thread count (`--threads N` changes it).
+//!   and back) and BERT-base's `768x768 @ 768x3072`, at libtorch's thread count (`--threads N` changes it); the same
+//!   in bf16 where the CPU computes it natively; and the FMA peak of as many threads (see `peak.rs`).
 //! - `texts`: the benchmark texts, written once so that every implementation reads the same ones: the first `--imdb`
 //!   reviews of `classification_dataset.xlsx` (or `imdb_50k.csv.gz`), cleaned with the notebook's `clean_text`, and
 //!   the first `--gmb` sentences of `ner_dataset.xlsx` (or `gmb_ner_dataset.csv.gz`), words joined by spaces.
@@ -26,16 +31,21 @@
 //!   every position the kernels ran on.
 //! - `profile`: times the encoder's operations one by one (same weights, same libtorch calls as the model) on every
 //!   `--every`-th batch of the `sorted` schedule, next to the model's own forward on the same batches.
+//! - `profile-training`: the same for a training step, forward and backward per operation (see
+//!   `training_profile.rs`).
 //!
 //! The model: `--model`, else `BERTMT_MODEL`, else `data/models/all-MiniLM-L6-v2` under the workspace.
 
 use anyhow::{bail, Context, Result};
-use encoder::{pool, BertConfig, Pooling, SentenceEncoder};
+use encoder::{pool, BertConfig, Pooling, Precision, SentenceEncoder};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
+
+mod peak;
+mod training_profile;
 
 struct Args {
     step: String,
@@ -53,6 +63,7 @@ struct Args {
     limit: Option<usize>,
     every: usize,
     model: PathBuf,
+    precision: Precision,
 }
 
 fn workspace_root() -> PathBuf {
@@ -76,6 +87,7 @@ fn parse_args() -> Result<Args> {
         batch: 32,
         limit: None,
         every: 4,
+        precision: Precision::F32,
         model: std::env::var_os("BERTMT_MODEL")
             .map_or_else(|| root.join("data/models/all-MiniLM-L6-v2"), PathBuf::from),
     };
@@ -98,13 +110,14 @@ fn parse_args() -> Result<Args> {
             "--limit" => args.limit = Some(value()?.parse().context("--limit")?),
             "--every" => args.every = value()?.parse().context("--every")?,
             "--model" => args.model = value()?.into(),
+            "--precision" => args.precision = value()?.parse().map_err(anyhow::Error::msg).context("--precision")?,
             // `cargo bench` passes `--bench`.
             "--bench" => {}
             other => bail!("unknown argument {other}"),
         }
     }
     if args.step.is_empty() {
-        bail!("--step is required: gemm, texts, encode or profile");
+        bail!("--step is required: gemm, texts, encode, profile or profile-training");
     }
     args.reps = args.reps.max(1);
     args.every = args.every.max(1);
@@ -146,7 +159,8 @@ fn run() -> Result<()> {
         "texts" => write_texts(&args)?,
         "encode" => encode(&args)?,
         "profile" => profile(&args)?,
-        other => bail!("unknown step {other}: gemm, texts, encode or profile"),
+        "profile-training" => training_profile::profile_training(&args)?,
+        other => bail!("unknown step {other}: gemm, texts, encode, profile or profile-training"),
     };
     println!("{line}");
     Ok(())
@@ -163,13 +177,12 @@ const SHAPES: [(&str, i64, i64, i64); 4] = [
     ("reference 768x768 @ 768x3072", 768, 768, 3072),
 ];
 
-fn gemm(args: &Args) -> Value {
-    tch::manual_seed(0);
-    let _no_grad = tch::no_grad_guard();
+/// GFLOP/s of `a.matmul(b)` on `SHAPES` in `kind`: one JSON row per shape.
+fn gemm_rows(kind: Kind, reps: usize) -> Vec<Value> {
     let mut rows = Vec::new();
     for (name, m, k, n) in SHAPES {
-        let a = Tensor::randn([m, k], (Kind::Float, Device::Cpu));
-        let b = Tensor::randn([k, n], (Kind::Float, Device::Cpu));
+        let a = Tensor::randn([m, k], (kind, Device::Cpu));
+        let b = Tensor::randn([k, n], (kind, Device::Cpu));
         let flops = 2.0 * (m * k * n) as f64;
         // Warm-up, and enough calls per repetition for about half a second.
         let start = Instant::now();
@@ -178,7 +191,7 @@ fn gemm(args: &Args) -> Value {
         }
         let per_call = start.elapsed().as_secs_f64() / 3.0;
         let calls = ((0.5 / per_call).ceil() as usize).clamp(3, 10_000);
-        let rates: Vec<f64> = (0..args.reps.max(3))
+        let rates: Vec<f64> = (0..reps)
             .map(|_| {
                 let start = Instant::now();
                 for _ in 0..calls {
@@ -193,20 +206,41 @@ fn gemm(args: &Args) -> Value {
             "gflops_all": rates.iter().map(|&r| round(r, 2)).collect::<Vec<_>>(),
         }));
     }
-    // The ceiling: the best median over the model's own shapes (the reference shape is reported, not used).
-    let ceiling = rows
-        .iter()
+    rows
+}
+
+/// The best median over the model's own shapes (the reference shape is reported, not used).
+fn best_model_shape(rows: &[Value]) -> f64 {
+    rows.iter()
         .filter(|r| !r["shape"].as_str().unwrap_or("").starts_with("reference"))
         .filter_map(|r| r["gflops_median"].as_f64())
-        .fold(f64::NAN, f64::max);
+        .fold(f64::NAN, f64::max)
+}
+
+fn gemm(args: &Args) -> Value {
+    tch::manual_seed(0);
+    let _no_grad = tch::no_grad_guard();
+    let reps = args.reps.max(3);
+    let rows = gemm_rows(Kind::Float, reps);
+    let ceiling = best_model_shape(&rows);
+    // bf16 only where the CPU computes it natively: emulated, it is ~45x slower and would take many minutes.
+    let (native_bf16, hardware) = encoder::native_bf16(Device::Cpu);
+    let bf16 = native_bf16.then(|| {
+        let rows = gemm_rows(Kind::BFloat16, reps);
+        json!({"ceiling_gflops": best_model_shape(&rows), "shapes": rows})
+    });
+    let threads = usize::try_from(tch::get_num_threads()).unwrap_or(1).max(1);
     json!({
         "bench": "encoder.gemm",
         "threads": tch::get_num_threads(),
         "interop_threads": tch::get_num_interop_threads(),
-        "reps": args.reps.max(3),
+        "reps": reps,
         "shapes": rows,
         "ceiling_gflops": ceiling,
         "ceiling_definition": "best median GFLOP/s over the model's shapes (ffn_in, ffn_out, proj)",
+        "bf16": bf16,
+        "bf16_hardware": hardware,
+        "fma_peak": peak::fma_peak(threads, reps),
     })
 }
 
@@ -359,7 +393,7 @@ fn notebook_pass(encoder: &SentenceEncoder, texts: &[&str], batch: usize, pad_to
 fn encode(args: &Args) -> Result<Value> {
     let owned = read_texts(args)?;
     let texts: Vec<&str> = owned.iter().map(String::as_str).collect();
-    let encoder = load_encoder(args)?;
+    let (encoder, precision) = load_encoder(args)?.with_precision(args.precision)?;
     let config = encoder.config().clone();
     let tokenize_start = Instant::now();
     let encodings = encoder.tokenizer().encode_texts(&texts)?;
@@ -419,6 +453,9 @@ fn encode(args: &Args) -> Result<Value> {
         "texts": texts.len(),
         "truncated_texts": truncated,
         "threads": tch::get_num_threads(),
+        "precision": precision.precision.to_string(),
+        "precision_requested": precision.requested.to_string(),
+        "precision_reason": precision.reason,
         "reps": args.reps,
         "seconds": round(seconds, 4),
         "seconds_all": times.iter().map(|&t| round(t, 4)).collect::<Vec<_>>(),
@@ -472,47 +509,75 @@ struct LayerWeights {
     output_norm: (Tensor, Tensor),
 }
 
+/// Every weight of the model by role, as the operations use them.
+struct ModelWeights {
+    layers: Vec<LayerWeights>,
+    word: Tensor,
+    position: Tensor,
+    token_type: Tensor,
+    embedding_norm: (Tensor, Tensor),
+}
+
+impl ModelWeights {
+    /// Shallow clones of `encoder`'s weights (they share storage with the model's).
+    fn of(encoder: &SentenceEncoder) -> Result<Self> {
+        let config = encoder.config();
+        let variables = encoder.var_store().variables();
+        let get = |name: String| variables.get(&name).map(Tensor::shallow_clone).with_context(|| format!("no {name}"));
+        let pair = |prefix: String, a: &str, b: &str| -> Result<(Tensor, Tensor)> {
+            Ok((get(format!("{prefix}.{a}"))?, get(format!("{prefix}.{b}"))?))
+        };
+        let layers: Vec<LayerWeights> = (0..config.num_hidden_layers)
+            .map(|l| {
+                let p = format!("encoder.layer.{l}");
+                Ok(LayerWeights {
+                    query: pair(format!("{p}.attention.self.query"), "weight", "bias")?,
+                    key: pair(format!("{p}.attention.self.key"), "weight", "bias")?,
+                    value: pair(format!("{p}.attention.self.value"), "weight", "bias")?,
+                    attention_out: pair(format!("{p}.attention.output.dense"), "weight", "bias")?,
+                    attention_norm: pair(format!("{p}.attention.output.LayerNorm"), "weight", "bias")?,
+                    intermediate: pair(format!("{p}.intermediate.dense"), "weight", "bias")?,
+                    output: pair(format!("{p}.output.dense"), "weight", "bias")?,
+                    output_norm: pair(format!("{p}.output.LayerNorm"), "weight", "bias")?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            layers,
+            word: get("embeddings.word_embeddings.weight".into())?,
+            position: get("embeddings.position_embeddings.weight".into())?,
+            token_type: get("embeddings.token_type_embeddings.weight".into())?,
+            embedding_norm: pair("embeddings.LayerNorm".into(), "weight", "bias")?,
+        })
+    }
+}
+
+/// Every `every`-th batch of the `sorted` schedule of `texts`, padded: (ids, mask).
+fn profiled_batches(
+    encoder: &SentenceEncoder,
+    texts: &[&str],
+    batch: usize,
+    every: usize,
+) -> Result<Vec<(Tensor, Tensor)>> {
+    let encodings = encoder.tokenizer().encode_texts(texts)?;
+    let lengths: Vec<usize> = encodings.iter().map(|e| e.get_ids().len()).collect();
+    Ok(sorted_schedule(&lengths, batch)
+        .into_iter()
+        .step_by(every)
+        .map(|indices| {
+            let ids: Vec<&[u32]> = indices.iter().map(|&index| encodings[index].get_ids()).collect();
+            encoder::pad_batch(&ids, encoder.tokenizer().pad_id(), Device::Cpu)
+        })
+        .collect())
+}
+
 fn profile(args: &Args) -> Result<Value> {
     let owned = read_texts(args)?;
     let texts: Vec<&str> = owned.iter().map(String::as_str).collect();
     let encoder = load_encoder(args)?;
     let config = encoder.config().clone();
-    let variables = encoder.var_store().variables();
-    let get = |name: String| variables.get(&name).map(Tensor::shallow_clone).with_context(|| format!("no {name}"));
-    let pair = |prefix: String, a: &str, b: &str| -> Result<(Tensor, Tensor)> {
-        Ok((get(format!("{prefix}.{a}"))?, get(format!("{prefix}.{b}"))?))
-    };
-    let layers: Vec<LayerWeights> = (0..config.num_hidden_layers)
-        .map(|l| {
-            let p = format!("encoder.layer.{l}");
-            Ok(LayerWeights {
-                query: pair(format!("{p}.attention.self.query"), "weight", "bias")?,
-                key: pair(format!("{p}.attention.self.key"), "weight", "bias")?,
-                value: pair(format!("{p}.attention.self.value"), "weight", "bias")?,
-                attention_out: pair(format!("{p}.attention.output.dense"), "weight", "bias")?,
-                attention_norm: pair(format!("{p}.attention.output.LayerNorm"), "weight", "bias")?,
-                intermediate: pair(format!("{p}.intermediate.dense"), "weight", "bias")?,
-                output: pair(format!("{p}.output.dense"), "weight", "bias")?,
-                output_norm: pair(format!("{p}.output.LayerNorm"), "weight", "bias")?,
-            })
-        })
-        .collect::<Result<_>>()?;
-    let word = get("embeddings.word_embeddings.weight".into())?;
-    let position = get("embeddings.position_embeddings.weight".into())?;
-    let token_type = get("embeddings.token_type_embeddings.weight".into())?;
-    let embedding_norm = pair("embeddings.LayerNorm".into(), "weight", "bias")?;
-
-    let encodings = encoder.tokenizer().encode_texts(&texts)?;
-    let lengths: Vec<usize> = encodings.iter().map(|e| e.get_ids().len()).collect();
-    let schedule: Vec<Vec<usize>> =
-        sorted_schedule(&lengths, args.batch).into_iter().step_by(args.every).collect::<Vec<_>>();
-    let batches: Vec<(Tensor, Tensor)> = schedule
-        .iter()
-        .map(|indices| {
-            let ids: Vec<&[u32]> = indices.iter().map(|&index| encodings[index].get_ids()).collect();
-            encoder::pad_batch(&ids, encoder.tokenizer().pad_id(), Device::Cpu)
-        })
-        .collect();
+    let ModelWeights { layers, word, position, token_type, embedding_norm } = ModelWeights::of(&encoder)?;
+    let batches = profiled_batches(&encoder, &texts, args.batch, args.every)?;
     let (h, heads) = (config.hidden_size, config.num_attention_heads);
     let head_dim = h / heads;
     let eps = config.layer_norm_eps;
