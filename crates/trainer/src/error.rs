@@ -40,6 +40,9 @@ pub enum TrainError {
         /// What is wrong, naming the example.
         message: String,
     },
+    /// A collective of data-parallel training failed (a peer exited or hung, or the group broke).
+    #[error("data-parallel training stopped: {0}")]
+    Distributed(#[from] distributed::DistributedError),
     /// A setting that cannot work.
     #[error("invalid training configuration: {0}")]
     InvalidConfig(String),

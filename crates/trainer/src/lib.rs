@@ -23,8 +23,8 @@ pub use error::{Result, TrainError};
 pub use evaluate::{ClassificationEvaluation, NerEvaluation};
 pub use features::{FeatureCache, FeatureCacheReport};
 pub use fit::{
-    evaluate, freezes_encoder, separate_epoch_batches, train_and_evaluate, Evaluation, PhaseOutcome, Split, TaskData,
-    TrainOutcome, SELECTION_RULE,
+    evaluate, freezes_encoder, separate_epoch_batches, train_and_evaluate, train_and_evaluate_in_group, Evaluation,
+    PhaseOutcome, Split, TaskData, TrainOutcome, SELECTION_RULE,
 };
 pub use observer::{EpochRecord, EpochStart, EpochTiming, NoObserver, Observer, Stage, StepRecord, ValidationScores};
 pub use optim::Adam;

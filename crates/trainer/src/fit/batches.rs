@@ -12,8 +12,19 @@ pub fn separate_epoch_batches(
     dataset: &PreparedDataset,
     epoch: usize,
 ) -> Result<Vec<Vec<usize>>> {
+    global_epoch_batches(config, config.batch_size, task, dataset, epoch)
+}
+
+/// [`separate_epoch_batches`] of `batch_size` examples (the global batch of data-parallel training).
+pub(super) fn global_epoch_batches(
+    config: &TrainConfig,
+    batch_size: usize,
+    task: Task,
+    dataset: &PreparedDataset,
+    epoch: usize,
+) -> Result<Vec<Vec<usize>>> {
     let stream = if task == Task::Classification { 0 } else { 1_000 };
-    let sampler = BucketSampler::new(config.batch_size);
+    let sampler = BucketSampler::new(batch_size);
     Ok(sampler.train_batches(dataset.train(), &dataset.lengths(), config.seed, stream + epoch as u64)?)
 }
 

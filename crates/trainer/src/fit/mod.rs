@@ -2,6 +2,7 @@
 //! validation examples, each epoch is scored on them, the best epoch's weights are kept and training can stop early.
 
 mod batches;
+mod data_parallel;
 mod phases;
 
 pub use batches::separate_epoch_batches;
@@ -12,7 +13,9 @@ use crate::error::{Result, TrainError};
 use crate::evaluate::{evaluate_classification, evaluate_ner, Backbone, ClassificationEvaluation, NerEvaluation};
 use crate::features::{FeatureCache, FeatureCacheReport};
 use crate::observer::{EpochRecord, Observer, Stage};
+use data_parallel::Ranks;
 use datasets::PreparedDataset;
+use distributed::ProcessGroup;
 use heads::{FreezeStrategy, MultiTaskModel, ParamGroup};
 use phases::{Phase, Trainer};
 use serde::Serialize;
@@ -133,6 +136,41 @@ pub fn train_and_evaluate(
     cache: Option<FeatureCache>,
     observer: &mut dyn Observer,
 ) -> Result<TrainOutcome> {
+    run(model, strategy, data, config, cache, observer, Ranks { group: None })
+}
+
+/// [`train_and_evaluate`] as one rank of data-parallel training over `group` (every rank calls it with the same
+/// model files, data and configuration).
+///
+/// Every rank starts from rank 0's weights, draws the same global batches of `config.batch_size` examples per rank
+/// (so the global batch is `config.batch_size * group.world_size()`), computes the loss of its own slice of each,
+/// and before each optimizer step the gradients are summed over the ranks, weighted so that the sum is the
+/// gradient of the global batch's mean loss: N ranks with batch `b` train as one process with batch `N * b` (with
+/// dropout off, up to the order of floating-point sums), and all ranks hold the same weights after every step.
+/// Evaluation and validation run whole on every rank (they give the same scores everywhere); writing results is
+/// the caller's job, on one rank. A peer that fails makes this rank's next collective fail with
+/// [`TrainError::Distributed`] (at once when it exits, after the group's timeout when it hangs).
+pub fn train_and_evaluate_in_group(
+    model: &MultiTaskModel,
+    strategy: &FreezeStrategy,
+    data: TaskData<'_>,
+    config: &TrainConfig,
+    cache: Option<FeatureCache>,
+    observer: &mut dyn Observer,
+    group: &ProcessGroup,
+) -> Result<TrainOutcome> {
+    run(model, strategy, data, config, cache, observer, Ranks { group: Some(group) })
+}
+
+fn run(
+    model: &MultiTaskModel,
+    strategy: &FreezeStrategy,
+    data: TaskData<'_>,
+    config: &TrainConfig,
+    cache: Option<FeatureCache>,
+    observer: &mut dyn Observer,
+    ranks: Ranks<'_>,
+) -> Result<TrainOutcome> {
     config.validate().map_err(TrainError::InvalidConfig)?;
     if data.classification.is_none() && data.ner.is_none() {
         return Err(TrainError::InvalidConfig("no data: give classification or NER data, or both".into()));
@@ -166,6 +204,7 @@ pub fn train_and_evaluate(
         given.check_serves(data)?;
     }
     tch::manual_seed(config.seed as i64);
+    ranks.broadcast_weights(model)?;
     let groups = strategy.apply(model, config.learning_rates())?;
     let cache = match cache {
         Some(cache) => Some(cache),
@@ -181,7 +220,7 @@ pub fn train_and_evaluate(
     let before = score(model, data, Split::Test, config.batch_size, cache.as_ref())?;
     let trainable_parameters: i64 = groups.iter().map(ParamGroup::numel).sum();
     let started = Instant::now();
-    let mut trainer = Trainer { model, config, cache: cache.as_ref(), frozen_encoder, observer, global_step: 0 };
+    let mut trainer = Trainer { model, config, cache: cache.as_ref(), frozen_encoder, observer, global_step: 0, ranks };
     let mut epochs = Vec::new();
     let mut phases = Vec::new();
     if trainable_parameters > 0 {

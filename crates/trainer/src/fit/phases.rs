@@ -1,6 +1,7 @@
 //! The epochs of a phase: batches, losses, optimizer steps, validation after each epoch and keeping the best epoch.
 
-use super::batches::{separate_epoch_batches, CyclingBatches};
+use super::batches::{global_epoch_batches, CyclingBatches};
+use super::data_parallel::Ranks;
 use super::{score, PhaseOutcome, Split, TaskData};
 use crate::config::{Task, TrainConfig};
 use crate::error::{Result, TrainError};
@@ -40,6 +41,15 @@ pub(super) struct Trainer<'a> {
     pub(super) frozen_encoder: bool,
     pub(super) observer: &'a mut dyn Observer,
     pub(super) global_step: usize,
+    /// This process's part in data-parallel training (a single process takes every batch whole).
+    pub(super) ranks: Ranks<'a>,
+}
+
+/// The losses of the batches since the last optimizer step: this rank's, each weighted by its slice's share.
+#[derive(Default)]
+struct PendingLoss {
+    weighted_sum: f64,
+    batches: usize,
 }
 
 impl Trainer<'_> {
@@ -76,9 +86,9 @@ impl Trainer<'_> {
                     let dataset = data
                         .get(task)
                         .ok_or_else(|| TrainError::InvalidConfig(format!("no {task} data to train on")))?;
-                    self.separate_epoch(task, dataset, &mut optimizer, epoch, &mut phase_step)?
+                    self.separate_epoch(task, dataset, &mut optimizer, &trained, epoch, &mut phase_step)?
                 }
-                None => self.combined_epoch(data, &mut optimizer, epoch, &mut phase_step)?,
+                None => self.combined_epoch(data, &mut optimizer, &trained, epoch, &mut phase_step)?,
             };
             if validation {
                 self.observer.on_stage(Stage::Validating);
@@ -191,17 +201,20 @@ impl Trainer<'_> {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn separate_epoch(
         &mut self,
         task: Task,
         dataset: &PreparedDataset,
         optimizer: &mut Adam,
+        trained: &[Tensor],
         epoch: usize,
         phase_step: &mut usize,
     ) -> Result<EpochRecord> {
         let started = Instant::now();
         let config = self.config;
-        let batches = separate_epoch_batches(config, task, dataset, epoch)?;
+        let batch_size = config.batch_size * self.ranks.world_size();
+        let batches = global_epoch_batches(config, batch_size, task, dataset, epoch)?;
         if batches.is_empty() {
             return Err(TrainError::InvalidConfig(format!("the {task} data has no training examples")));
         }
@@ -212,34 +225,43 @@ impl Trainer<'_> {
             epochs: config.epochs,
             batches: batches.len(),
         });
-        let mut losses = Vec::with_capacity(batches.len());
+        let mut loss_sum = 0.0;
+        let mut pending = PendingLoss::default();
         let mut examples = 0;
         let mut timing = EpochTiming::default();
         optimizer.zero_grad();
         for (index, indices) in batches.iter().enumerate() {
             let step = index + 1;
-            let clock = Instant::now();
-            let loss = self.loss(task, dataset, indices)?;
-            let value = checked(&loss, task, epoch, step)?;
-            let forward = clock.elapsed().as_secs_f64();
-            (loss / config.gradient_accumulation as f64).backward();
-            timing.forward += forward;
-            timing.backward += clock.elapsed().as_secs_f64() - forward;
-            losses.push(value);
+            let (share, weight) = self.ranks.share(dataset, indices);
+            let mut value = 0.0;
+            if !share.is_empty() {
+                let clock = Instant::now();
+                let loss = self.loss(task, dataset, share)?;
+                value = checked(&loss, task, epoch, step)?;
+                let forward = clock.elapsed().as_secs_f64();
+                (loss * weight / config.gradient_accumulation as f64).backward();
+                timing.forward += forward;
+                timing.backward += clock.elapsed().as_secs_f64() - forward;
+            }
+            pending.weighted_sum += value * weight;
+            pending.batches += 1;
             examples += indices.len();
             if step % config.gradient_accumulation == 0 || step == batches.len() {
                 let clock = Instant::now();
-                let record =
-                    self.optimizer_step(optimizer, task.to_string(), epoch, step, value, phase_step, total_steps)?;
+                let pending = std::mem::take(&mut pending);
+                let batches_in_step = pending.batches as f64;
+                let position = (task.to_string(), epoch, step);
+                let record = self.optimizer_step(optimizer, trained, pending, position, phase_step, total_steps)?;
+                loss_sum += record.loss * batches_in_step;
                 timing.optimizer += clock.elapsed().as_secs_f64();
                 self.observer.on_step(&record);
             }
-            self.observer.on_batch(value, indices.len());
+            self.observer.on_batch(value, share.len());
         }
         Ok(EpochRecord {
             task: task.to_string(),
             epoch,
-            mean_loss: mean(&losses),
+            mean_loss: loss_sum / batches.len() as f64,
             steps: batches.len(),
             examples,
             seconds: started.elapsed().as_secs_f64(),
@@ -253,6 +275,7 @@ impl Trainer<'_> {
         &mut self,
         data: TaskData<'_>,
         optimizer: &mut Adam,
+        trained: &[Tensor],
         epoch: usize,
         phase_step: &mut usize,
     ) -> Result<EpochRecord> {
@@ -261,7 +284,7 @@ impl Trainer<'_> {
         let (Some(classification), Some(ner)) = (data.classification, data.ner) else {
             return Err(TrainError::InvalidConfig("combined mode needs both classification and NER data".into()));
         };
-        let sampler = BucketSampler::new(config.batch_size);
+        let sampler = BucketSampler::new(config.batch_size * self.ranks.world_size());
         let mut streams = [
             CyclingBatches::new(sampler, classification, config.seed, epoch as u64 * 1_000)?,
             CyclingBatches::new(sampler, ner, config.seed, 500_000 + epoch as u64 * 1_000)?,
@@ -274,41 +297,61 @@ impl Trainer<'_> {
             epochs: config.epochs,
             batches: steps,
         });
-        let weight = config.classification_weight;
-        let mut losses = Vec::with_capacity(steps);
+        let task_weights = [config.classification_weight, 1.0 - config.classification_weight];
+        let mut loss_sum = 0.0;
+        let mut pending = PendingLoss::default();
         let mut examples = 0;
         let mut timing = EpochTiming::default();
         optimizer.zero_grad();
         for step in 1..=steps {
-            let class_indices = streams[0].next_batch()?;
-            let ner_indices = streams[1].next_batch()?;
+            let batches = [streams[0].next_batch()?, streams[1].next_batch()?];
             let clock = Instant::now();
-            let class_loss = self.loss(Task::Classification, classification, &class_indices)?;
-            checked(&class_loss, Task::Classification, epoch, step)?;
-            let ner_loss = self.loss(Task::Ner, ner, &ner_indices)?;
-            checked(&ner_loss, Task::Ner, epoch, step)?;
-            let loss = class_loss * weight + ner_loss * (1.0 - weight);
-            let value = loss.double_value(&[]);
+            // This rank's weighted loss over both tasks' slices (a task whose slice is empty adds nothing).
+            let mut loss: Option<Tensor> = None;
+            let mut value = 0.0;
+            let mut shared = 0;
+            for ((task, dataset), (indices, task_weight)) in [(Task::Classification, classification), (Task::Ner, ner)]
+                .into_iter()
+                .zip(batches.iter().zip(task_weights))
+            {
+                let (share, weight) = self.ranks.share(dataset, indices);
+                if share.is_empty() {
+                    continue;
+                }
+                let task_loss = self.loss(task, dataset, share)?;
+                value += checked(&task_loss, task, epoch, step)? * task_weight * weight;
+                let term = task_loss * (task_weight * weight);
+                loss = Some(match loss {
+                    Some(sum) => sum + term,
+                    None => term,
+                });
+                shared += share.len();
+            }
             let forward = clock.elapsed().as_secs_f64();
-            (loss / config.gradient_accumulation as f64).backward();
+            if let Some(loss) = loss {
+                (loss / config.gradient_accumulation as f64).backward();
+            }
             timing.forward += forward;
             timing.backward += clock.elapsed().as_secs_f64() - forward;
-            losses.push(value);
-            let batch_examples = class_indices.len() + ner_indices.len();
-            examples += batch_examples;
+            pending.weighted_sum += value;
+            pending.batches += 1;
+            examples += batches[0].len() + batches[1].len();
             if step % config.gradient_accumulation == 0 || step == steps {
                 let clock = Instant::now();
-                let record =
-                    self.optimizer_step(optimizer, "combined".into(), epoch, step, value, phase_step, total_steps)?;
+                let pending = std::mem::take(&mut pending);
+                let batches_in_step = pending.batches as f64;
+                let position = ("combined".to_string(), epoch, step);
+                let record = self.optimizer_step(optimizer, trained, pending, position, phase_step, total_steps)?;
+                loss_sum += record.loss * batches_in_step;
                 timing.optimizer += clock.elapsed().as_secs_f64();
                 self.observer.on_step(&record);
             }
-            self.observer.on_batch(value, batch_examples);
+            self.observer.on_batch(value, shared);
         }
         Ok(EpochRecord {
             task: "combined".into(),
             epoch,
-            mean_loss: mean(&losses),
+            mean_loss: loss_sum / steps as f64,
             steps,
             examples,
             seconds: started.elapsed().as_secs_f64(),
@@ -318,19 +361,19 @@ impl Trainer<'_> {
         })
     }
 
-    /// Clips, steps the optimizer at the schedule's rate for the phase's `phase_step`-th step of `total_steps`,
-    /// and clears the gradients.
-    #[allow(clippy::too_many_arguments)]
+    /// Sums the gradients over the ranks (in data-parallel training), clips, steps the optimizer at the schedule's
+    /// rate for the phase's `phase_step`-th step of `total_steps`, and clears the gradients. The step's loss is the
+    /// mean over its batches of the global batches' losses.
     fn optimizer_step(
         &mut self,
         optimizer: &mut Adam,
-        task: String,
-        epoch: usize,
-        step: usize,
-        loss: f64,
+        trained: &[Tensor],
+        pending: PendingLoss,
+        (task, epoch, step): (String, usize, usize),
         phase_step: &mut usize,
         total_steps: usize,
     ) -> Result<StepRecord> {
+        let loss = self.ranks.sum_gradients(trained, pending.weighted_sum)? / pending.batches.max(1) as f64;
         if let Some(max_norm) = self.config.max_grad_norm {
             optimizer.clip_grad_norm(max_norm)?;
         }
@@ -349,13 +392,5 @@ fn checked(loss: &Tensor, task: Task, epoch: usize, step: usize) -> Result<f64> 
         Ok(value)
     } else {
         Err(TrainError::NonFiniteLoss { task, epoch, step, value })
-    }
-}
-
-fn mean(values: &[f64]) -> f64 {
-    if values.is_empty() {
-        0.0
-    } else {
-        values.iter().sum::<f64>() / values.len() as f64
     }
 }
