@@ -376,3 +376,107 @@ fn embedding_in_shards_then_merging_equals_one_run() {
     let stderr = String::from_utf8_lossy(&mixed.stderr);
     assert!(!mixed.status.success() && stderr.contains("different inputs"), "{stderr}");
 }
+
+/// A port nothing listens on right now (the OS picks it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("an ephemeral port")
+}
+
+/// `bertmt reproduce` as rank `rank` of 2 (the variables torchrun sets), its output piped.
+fn reproduce_rank(dir: &Path, rank: usize, port: u16, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_bertmt"))
+        .current_dir(dir)
+        .args(["reproduce", "--model", "tiny-bert", "--classification", "reviews.csv", "--ner", "ner.conll"])
+        .args(["--test-size", "6", "--batch-size", "2", "--name", "tiny", "--quiet", "--device", "cpu"])
+        .args(args)
+        .env("WORLD_SIZE", "2")
+        .env("RANK", rank.to_string())
+        .env("LOCAL_RANK", rank.to_string())
+        .env("MASTER_ADDR", "127.0.0.1")
+        .env("MASTER_PORT", port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("bertmt starts")
+}
+
+/// Waits for a child, killing it after `limit`; returns its output.
+fn wait_at_most(mut child: std::process::Child, limit: std::time::Duration) -> std::process::Output {
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().expect("poll bertmt").is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    child.wait_with_output().expect("bertmt's output")
+}
+
+#[test]
+fn two_ranks_reproduce_one_run_that_rank_zero_shows_and_writes() {
+    let work = tempfile::tempdir().expect("tempdir");
+    write_tiny_model(&work.path().join("tiny-bert"));
+    write_data(work.path());
+    let port = free_port();
+    let args = ["--epochs", "2", "--strategy", "all", "--attention-dropout", "0"];
+    let ranks: Vec<_> = (0..2).map(|rank| reproduce_rank(work.path(), rank, port, &args)).collect();
+    let outputs: Vec<_> = ranks.into_iter().map(|c| wait_at_most(c, std::time::Duration::from_secs(240))).collect();
+    for (rank, output) in outputs.iter().enumerate() {
+        let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success(), "rank {rank} failed:\n{stdout}\n{stderr}");
+        assert!(stderr.contains(&format!("rank {rank} of 2: batch 2 per process, 4 per step")), "{stderr}");
+    }
+    // Rank 0 shows the run; rank 1 shows nothing of it.
+    let shown = String::from_utf8_lossy(&outputs[0].stdout);
+    assert!(shown.contains("== Task 4: training") && shown.contains("batch 2 per process x 2 processes"), "{shown}");
+    assert!(String::from_utf8_lossy(&outputs[1].stdout).trim().is_empty());
+
+    // One run directory, rank 0's, with everything a run writes.
+    let runs: Vec<_> = std::fs::read_dir(work.path().join("runs")).expect("runs").collect();
+    assert_eq!(runs.len(), 1);
+    let run = work.path().join("runs/tiny");
+    for file in ["report.md", "metrics.json", "config.json", "steps.jsonl", "checkpoint/model.safetensors"] {
+        assert!(run.join(file).is_file(), "missing {file}");
+    }
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("metrics.json")).expect("metrics")).expect("json");
+    assert_eq!(metrics["task4"]["settings"]["processes"], 2);
+    // 18 + 14 training examples in global batches of 4, per epoch.
+    let steps = std::fs::read_to_string(run.join("steps.jsonl")).expect("steps");
+    assert_eq!(steps.lines().count(), 2 * (5 + 4), "{steps}");
+}
+
+#[test]
+fn a_killed_rank_stops_reproduce_on_the_other_without_a_checkpoint() {
+    let work = tempfile::tempdir().expect("tempdir");
+    write_tiny_model(&work.path().join("tiny-bert"));
+    write_data(work.path());
+    let port = free_port();
+    // Enough epochs that rank 1 is killed long before training could end.
+    let args = ["--epochs", "200", "--strategy", "all"];
+    let survivor = reproduce_rank(work.path(), 0, port, &args);
+    let mut victim = reproduce_rank(work.path(), 1, port, &args);
+    // Rank 1 says it joined the group on its first line; kill it a moment after.
+    let mut first_line = String::new();
+    let stderr = victim.stderr.take().expect("piped stderr");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stderr), &mut first_line).expect("rank 1's stderr");
+    assert!(first_line.contains("rank 1 of 2"), "{first_line}");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    victim.kill().expect("SIGKILL rank 1");
+    let _ = victim.wait();
+    let killed_at = std::time::Instant::now();
+
+    let output = wait_at_most(survivor, std::time::Duration::from_secs(60));
+    let noticed = killed_at.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "rank 0 finished although rank 1 was killed:\n{stderr}");
+    assert!(noticed < std::time::Duration::from_secs(30), "rank 0 took {noticed:?} to stop");
+    assert!(stderr.contains("data-parallel training stopped"), "{stderr}");
+    // Training never finished: no checkpoint, whole or partial, and no report.
+    let run = work.path().join("runs/tiny");
+    let left: Vec<String> = std::fs::read_dir(&run)
+        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    assert!(!left.iter().any(|name| name.contains("checkpoint") || name == "report.md"), "{left:?}");
+}

@@ -7,30 +7,43 @@ use std::fmt::Write as _;
 #[derive(Debug)]
 pub struct Transcript {
     report: String,
+    /// Whether the pieces go to the terminal too (not on the other ranks of a data-parallel run).
+    shown: bool,
 }
 
 impl Transcript {
-    /// A transcript whose report starts with the title `title`.
+    /// A transcript whose report starts with the title `title`, shown on the terminal as it goes.
     pub fn new(title: &str) -> Self {
-        Self { report: format!("# {title}\n\n") }
+        Self { report: format!("# {title}\n\n"), shown: true }
+    }
+
+    /// The same, kept in the report only.
+    pub fn unshown(title: &str) -> Self {
+        Self { shown: false, ..Self::new(title) }
+    }
+
+    fn show(&self, text: &str) {
+        if self.shown {
+            println!("{text}");
+        }
     }
 
     /// A section heading: `== title ==` on the terminal, `## title` in the report.
     pub fn heading(&mut self, title: &str) {
-        println!("\n== {title} ==");
+        self.show(&format!("\n== {title} =="));
         let _ = writeln!(self.report, "## {title}\n");
     }
 
     /// A paragraph.
     pub fn line(&mut self, text: &str) {
-        println!("{text}");
+        self.show(text);
         let _ = writeln!(self.report, "{text}\n");
     }
 
     /// Preformatted text (tables, configurations, scores): as is on the terminal, fenced in the report.
     pub fn block(&mut self, text: &str) {
         let text = text.trim_end_matches('\n');
-        println!("{text}");
+        self.show(text);
         let _ = writeln!(self.report, "```\n{text}\n```\n");
     }
 

@@ -7,15 +7,20 @@ use crate::embed::load_encoder;
 use crate::report::run_dir::{self};
 use crate::report::transcript::Transcript;
 use crate::{device, ModelArgs};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use data::{build_model, load_data};
+use distributed::ProcessGroup;
 use encoder::{Pooling, ResolvedPrecision};
 use heads::{format_parameter_table, parameter_table, FreezeStrategy, ParameterCount};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tasks::{task1, task2, task4, Task1, Task2, Task4};
 use trainer::{Mode, OptimizerKind, Recipe, RecipeSettings, Schedule, TaskData, TrainConfig};
+
+/// How long a rank of a data-parallel run waits for the others (at the rendezvous, and at each gradient sum) before
+/// it gives up: PyTorch's default. A rank that exits is noticed at once.
+const COLLECTIVE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// The sentences of the notebook's Task 1 demonstration.
 pub const NOTEBOOK_SENTENCES: [&str; 3] =
@@ -129,6 +134,8 @@ struct Settings {
     attention_dropout: Option<f64>,
     pooling: Pooling,
     precision: ResolvedPrecision,
+    /// Processes training together (`WORLD_SIZE`); `train.batch_size` is per process.
+    processes: usize,
     train: TrainConfig,
 }
 
@@ -149,22 +156,49 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     if args.test_size == 0 {
         bail!("--test-size must be at least 1");
     }
-    let settings = settings(args, device)?;
+    // Under torchrun (or its variables set by hand), every rank runs the same tasks and trains its share of each
+    // batch; only rank 0 claims the run directory, shows the transcript and writes.
+    let group = ProcessGroup::from_env(COLLECTIVE_TIMEOUT).context("cannot join the data-parallel group")?;
+    let mut settings = settings(args, device)?;
+    settings.processes = group.as_ref().map_or(1, ProcessGroup::world_size);
+    if let Some(group) = &group {
+        tracing::info!(rank = group.rank(), processes = group.world_size(), "data-parallel reproduce");
+        eprintln!(
+            "rank {} of {}: batch {} per process, {} per step{}",
+            group.rank(),
+            group.world_size(),
+            settings.train.batch_size,
+            settings.train.batch_size * group.world_size(),
+            if group.rank() == 0 { "" } else { "; rank 0 shows the run and writes its directory" }
+        );
+        if group.rank() != 0 {
+            return run_in(args, device, settings, None, Some(group))
+                .with_context(|| format!("rank {} of {}", group.rank(), group.world_size()));
+        }
+    }
     let name = args.name.clone().unwrap_or_else(|| format!("reproduce-{}", utc_stamp()));
     let run_dir = run_dir::claim(&args.runs_dir, &name, args.overwrite)?;
     let config = serde_json::json!({ "model": args.model.model, "settings": &settings });
     let written = atomic_files::write(&run_dir.join("config.json"), &serde_json::to_vec_pretty(&config)?)
         .map_err(anyhow::Error::from);
-    let result = written.and_then(|()| run_in(args, device, settings, &run_dir));
+    let result = written.and_then(|()| run_in(args, device, settings, Some(&run_dir), group.as_ref()));
     if result.is_err() {
         run_dir::remove_unstarted(&run_dir);
     }
     result
 }
 
-/// The four tasks, in the run directory claimed for them.
-fn run_in(args: &ReproduceArgs, device: tch::Device, settings: Settings, run_dir: &Path) -> Result<()> {
-    let mut transcript = Transcript::new("Reproduction of the notebook");
+/// The four tasks, in the run directory claimed for them (none on the other ranks of a data-parallel run, which
+/// show and write nothing).
+fn run_in(
+    args: &ReproduceArgs,
+    device: tch::Device,
+    settings: Settings,
+    run_dir: Option<&Path>,
+    group: Option<&ProcessGroup>,
+) -> Result<()> {
+    let title = "Reproduction of the notebook";
+    let mut transcript = if run_dir.is_some() { Transcript::new(title) } else { Transcript::unshown(title) };
 
     transcript.heading("Task 1: a BERT sentence encoder, checked against the reference");
     let started = Instant::now();
@@ -185,8 +219,13 @@ fn run_in(args: &ReproduceArgs, device: tch::Device, settings: Settings, run_dir
     transcript.block(&format_parameter_table(&table));
 
     let train = &settings.train;
+    let batch = if settings.processes > 1 {
+        format!("{} per process x {} processes", train.batch_size, settings.processes)
+    } else {
+        train.batch_size.to_string()
+    };
     transcript.heading(&format!(
-        "Task 4: training ({} recipe: {}, {} mode, at most {} epochs, lr {} (encoder {}), batch {}, {} pooling, \
+        "Task 4: training ({} recipe: {}, {} mode, at most {} epochs, lr {} (encoder {}), batch {batch}, {} pooling, \
          precision {})",
         settings.recipe,
         settings.strategy,
@@ -194,12 +233,12 @@ fn run_in(args: &ReproduceArgs, device: tch::Device, settings: Settings, run_dir
         train.epochs,
         train.learning_rate,
         train.encoder_learning_rate.map_or_else(|| "the same".to_string(), |lr| lr.to_string()),
-        train.batch_size,
         settings.pooling,
         settings.precision.precision
     ));
-    let task4 = task4(args, settings, &model, data, cache, run_dir, &mut transcript)?;
+    let task4 = task4(args, settings, &model, data, cache, run_dir, group, &mut transcript)?;
 
+    let Some(run_dir) = run_dir else { return Ok(()) };
     let metrics = Metrics { device: device::describe(device), task1, task2, task3: table, task4 };
     atomic_files::write(&run_dir.join("metrics.json"), serde_json::to_string_pretty(&metrics)?.as_bytes())?;
     atomic_files::write(&run_dir.join("report.md"), transcript.report().as_bytes())?;
@@ -273,6 +312,7 @@ fn settings(args: &ReproduceArgs, device: tch::Device) -> Result<Settings> {
         attention_dropout,
         pooling: args.pooling,
         precision: args.model.precision.resolve(device),
+        processes: 1,
         train,
     })
 }

@@ -9,6 +9,7 @@ use crate::report::run_dir::RunDirectory;
 use crate::report::transcript::Transcript;
 use crate::report::{epoch_line, evaluation_text};
 use anyhow::{bail, Result};
+use distributed::ProcessGroup;
 use encoder::reference::{compare, ParityReport, ReferenceOutputs};
 use encoder::{Pooling, SentenceEncoder};
 use heads::MultiTaskModel;
@@ -16,8 +17,8 @@ use serde::Serialize;
 use std::path::Path;
 use std::time::Instant;
 use trainer::{
-    evaluate, freezes_encoder, train_and_evaluate, Evaluation, FeatureCache, FeatureCacheReport, Split, TaskData,
-    TrainOutcome,
+    evaluate, freezes_encoder, train_and_evaluate, train_and_evaluate_in_group, Evaluation, FeatureCache,
+    FeatureCacheReport, Split, TaskData, TrainOutcome,
 };
 
 /// What Task 1 measured.
@@ -184,21 +185,33 @@ pub(super) fn task2(
     Ok((Task2 { classification, ner, feature_cache, untrained, seconds }, cache))
 }
 
+/// Trains and scores; in a data-parallel run, as one rank of `group`, with the run directory (records, plots,
+/// checkpoint) and progress bars on rank 0 only (`run_dir` is `None` on the others).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn task4(
     args: &ReproduceArgs,
     settings: Settings,
     model: &MultiTaskModel,
     data: TaskData<'_>,
     cache: Option<FeatureCache>,
-    run_dir: &Path,
+    run_dir: Option<&Path>,
+    group: Option<&ProcessGroup>,
     transcript: &mut Transcript,
 ) -> Result<Task4> {
     let started = Instant::now();
-    let mut run = RunDirectory::create(run_dir)?;
-    let mut progress = ProgressBars::new(!args.quiet);
+    let mut run = run_dir.map(RunDirectory::create).transpose()?;
+    let mut progress = ProgressBars::new(!args.quiet && run_dir.is_some());
     let outcome = {
-        let mut observers = Fanout(vec![&mut progress, &mut run]);
-        train_and_evaluate(model, &settings.strategy, data, &settings.train, cache, &mut observers)?
+        let mut observers: Vec<&mut dyn trainer::Observer> = vec![&mut progress];
+        if let Some(run) = &mut run {
+            observers.push(run);
+        }
+        let mut observers = Fanout(observers);
+        let (strategy, config) = (&settings.strategy, &settings.train);
+        match group {
+            Some(group) => train_and_evaluate_in_group(model, strategy, data, config, cache, &mut observers, group)?,
+            None => train_and_evaluate(model, strategy, data, config, cache, &mut observers)?,
+        }
     };
     progress.clear();
     if let Some(cache) = &outcome.feature_cache {
@@ -218,6 +231,10 @@ pub(super) fn task4(
     transcript.block(&evaluation_text(&outcome.before));
     transcript.line("Metrics after training:");
     transcript.block(&evaluation_text(&outcome.after));
+    let (Some(run_dir), Some(run)) = (run_dir, run) else {
+        let seconds = started.elapsed().as_secs_f64();
+        return Ok(Task4 { settings, outcome, checkpoint: String::new(), seconds });
+    };
     let checkpoint = run_dir.join("checkpoint");
     model.save(&checkpoint, &args.model.model, Some(settings.strategy))?;
     run.finish(&outcome)?;

@@ -234,7 +234,8 @@ impl Trainer<'_> {
             let step = index + 1;
             let (share, weight) = self.ranks.share(dataset, indices);
             let mut value = 0.0;
-            if !share.is_empty() {
+            // A slice without loss terms (an empty one, or NER sentences without labelled tokens) adds nothing.
+            if !share.is_empty() && weight > 0.0 {
                 let clock = Instant::now();
                 let loss = self.loss(task, dataset, share)?;
                 value = checked(&loss, task, epoch, step)?;
@@ -315,7 +316,7 @@ impl Trainer<'_> {
                 .zip(batches.iter().zip(task_weights))
             {
                 let (share, weight) = self.ranks.share(dataset, indices);
-                if share.is_empty() {
+                if share.is_empty() || weight == 0.0 {
                     continue;
                 }
                 let task_loss = self.loss(task, dataset, share)?;
