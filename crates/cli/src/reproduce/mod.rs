@@ -161,6 +161,8 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     let group = ProcessGroup::from_env(COLLECTIVE_TIMEOUT).context("cannot join the data-parallel group")?;
     let mut settings = settings(args, device)?;
     settings.processes = group.as_ref().map_or(1, ProcessGroup::world_size);
+    // Every log line of this process names its rank.
+    let _rank_span = group.as_ref().map(|g| tracing::info_span!("rank", rank = g.rank()).entered());
     if let Some(group) = &group {
         tracing::info!(rank = group.rank(), processes = group.world_size(), "data-parallel reproduce");
         eprintln!(
