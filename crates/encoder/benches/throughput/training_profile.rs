@@ -7,6 +7,9 @@
 //! driven through `(output * upstream).sum()` with a random `upstream`; the cost of that product and its own
 //! backward, measured on a leaf of the output's shape right after, is subtracted. Dropout is off (as with
 //! `train = false`): the profile is of the arithmetic, and the model's pass it is checked against runs the same way.
+//! With `--precision bf16` (or `auto` resolving to it) the operations cast as the model does: the matrix products
+//! and GELU in bf16 from f32 weights; the attention in `encoder::model::attention_kind` (f32 on CPU); the residual
+//! stream and LayerNorms in f32.
 
 use super::{load_encoder, profiled_batches, read_texts, round, Args, ModelWeights};
 use anyhow::Result;
@@ -62,10 +65,16 @@ impl StepTimer {
     }
 }
 
+/// A linear layer computing in `compute` from f32 weights, as the model's (`encoder::model::attention`).
+fn linear(input: &Tensor, weight: &Tensor, bias: &Tensor, compute: Kind) -> Tensor {
+    input.to_kind(compute).linear(&weight.to_kind(compute), Some(&bias.to_kind(compute)))
+}
+
 pub(super) fn profile_training(args: &Args) -> Result<Value> {
     let owned = read_texts(args)?;
     let texts: Vec<&str> = owned.iter().map(String::as_str).collect();
-    let encoder = load_encoder(args)?;
+    let (encoder, precision) = load_encoder(args)?.with_precision(args.precision)?;
+    let compute = precision.precision.compute_kind();
     let config = encoder.config().clone();
     let weights = ModelWeights::of(&encoder)?;
     let batches = profiled_batches(&encoder, &texts, args.batch, args.every)?;
@@ -106,7 +115,8 @@ pub(super) fn profile_training(args: &Args) -> Result<Value> {
         let unpadded = mask.min().int64_value(&[]) == 1;
         let tokens = (b * s) as f64;
         let linear_flops = |input: i64, output: i64| 2.0 * tokens * (input * output) as f64;
-        let additive = encoder::model::additive_attention_mask(mask, Kind::Float);
+        let attention = encoder::model::attention_kind(compute, ids.device());
+        let additive = encoder::model::additive_attention_mask(mask, attention);
         let positions = Tensor::arange(s, (Kind::Int64, ids.device())).unsqueeze(0);
         let types = ids.zeros_like();
         let words = timer
@@ -125,7 +135,7 @@ pub(super) fn profile_training(args: &Args) -> Result<Value> {
         for layer in &weights.layers {
             let project = |timer: &mut StepTimer, (weight, bias): &(Tensor, Tensor), input: &Tensor| {
                 timer.op("q/k/v projections (GEMM)", linear_flops(h, h), &[input, weight, bias], |w| {
-                    w[0].linear(&w[1], Some(&w[2])).view([b, s, heads, head_dim]).transpose(1, 2)
+                    linear(&w[0], &w[1], &w[2], compute).view([b, s, heads, head_dim]).transpose(1, 2)
                 })
             };
             let q = project(&mut timer, &layer.query, &hidden)?;
@@ -134,30 +144,31 @@ pub(super) fn profile_training(args: &Args) -> Result<Value> {
             // As the model does: no mask for a batch without padding.
             let mask_used = (!unpadded).then_some(&additive);
             let context = timer.op("attention (sdpa)", 4.0 * tokens * (s * h) as f64, &[&q, &k, &v], |w| {
-                Tensor::scaled_dot_product_attention(&w[0], &w[1], &w[2], mask_used, 0.0, false, None, false)
+                let (q, k, v) = (w[0].to_kind(attention), w[1].to_kind(attention), w[2].to_kind(attention));
+                Tensor::scaled_dot_product_attention(&q, &k, &v, mask_used, 0.0, false, None, false).to_kind(compute)
             })?;
             let context =
                 timer.op("merge heads (copy)", 0.0, &[&context], |w| w[0].transpose(1, 2).reshape([b, s, h]))?;
             let (weight, bias) = &layer.attention_out;
             let projected =
                 timer.op("attention output (GEMM)", linear_flops(h, h), &[&context, weight, bias], |w| {
-                    w[0].linear(&w[1], Some(&w[2]))
+                    linear(&w[0], &w[1], &w[2], compute)
                 })?;
             let norm = |timer: &mut StepTimer, a: &Tensor, residual: &Tensor, (weight, bias): &(Tensor, Tensor)| {
                 timer.op("residual + LayerNorm", 0.0, &[a, residual, weight, bias], |w| {
-                    (&w[0] + &w[1]).layer_norm([h], Some(&w[2]), Some(&w[3]), eps, false)
+                    (w[0].to_kind(Kind::Float) + &w[1]).layer_norm([h], Some(&w[2]), Some(&w[3]), eps, false)
                 })
             };
             let attended = norm(&mut timer, &projected, &hidden, &layer.attention_norm)?;
             let (weight, bias) = &layer.intermediate;
             let expanded = timer.op("feed-forward in (GEMM)", linear_flops(h, i), &[&attended, weight, bias], |w| {
-                w[0].linear(&w[1], Some(&w[2]))
+                linear(&w[0], &w[1], &w[2], compute)
             })?;
             let activated = timer.op("GELU", 0.0, &[&expanded], |w| w[0].gelu("none"))?;
             let (weight, bias) = &layer.output;
             let contracted =
                 timer.op("feed-forward out (GEMM)", linear_flops(i, h), &[&activated, weight, bias], |w| {
-                    w[0].linear(&w[1], Some(&w[2]))
+                    linear(&w[0], &w[1], &w[2], compute)
                 })?;
             hidden = norm(&mut timer, &contracted, &attended, &layer.output_norm)?;
         }
@@ -199,6 +210,7 @@ pub(super) fn profile_training(args: &Args) -> Result<Value> {
         "batches": batches.len(),
         "padded_tokens": tokens,
         "threads": tch::get_num_threads(),
+        "precision": precision.precision.to_string(),
         "trainable_tensors": trainable.len(),
         "model_forward_seconds": best(|t| t.0),
         "model_backward_seconds": best(|t| t.1),

@@ -6,7 +6,7 @@ mod attention;
 mod embeddings;
 mod layer;
 
-pub use attention::{BertAttention, BertSelfAttention, BertSelfOutput};
+pub use attention::{attention_kind, BertAttention, BertSelfAttention, BertSelfOutput};
 pub use embeddings::BertEmbeddings;
 pub use layer::{BertIntermediate, BertLayer, BertOutput};
 
@@ -77,8 +77,8 @@ impl BertEncoder {
         Self { layers }
     }
 
-    /// Runs every layer in turn (`additive_mask`: see [`additive_attention_mask`], in the `compute` dtype; `None`
-    /// when nothing is padded), matrix products in `compute`.
+    /// Runs every layer in turn (`additive_mask`: see [`additive_attention_mask`], in the [`attention_kind`] of
+    /// `compute`; `None` when nothing is padded), matrix products in `compute`.
     pub fn forward_t(&self, hidden: &Tensor, additive_mask: Option<&Tensor>, train: bool, compute: Kind) -> Tensor {
         let mut hidden = hidden.shallow_clone();
         for layer in &self.layers {
@@ -181,8 +181,9 @@ impl BertModel {
         let hidden = self.embeddings.forward_t(&input_ids, &token_type_ids, train);
         let compute = self.precision.compute_kind();
         // A batch without padding needs no mask, and the attention kernel runs faster without one.
+        let attention = attention_kind(compute, input_ids.device());
         let additive_mask =
-            attention_mask.filter(|mask| has_padding(mask)).map(|mask| additive_attention_mask(mask, compute));
+            attention_mask.filter(|mask| has_padding(mask)).map(|mask| additive_attention_mask(mask, attention));
         let last_hidden_state = self.encoder.forward_t(&hidden, additive_mask.as_ref(), train, compute);
         Ok(BertModelOutput { last_hidden_state })
     }
