@@ -480,3 +480,24 @@ fn a_killed_rank_stops_reproduce_on_the_other_without_a_checkpoint() {
         .unwrap_or_default();
     assert!(!left.iter().any(|name| name.contains("checkpoint") || name == "report.md"), "{left:?}");
 }
+
+#[test]
+fn reproduce_names_a_bad_torchrun_variable_before_joining_anything() {
+    let work = tempfile::tempdir().expect("tempdir");
+    write_tiny_model(&work.path().join("tiny-bert"));
+    write_data(work.path());
+    let output = Command::new(env!("CARGO_BIN_EXE_bertmt"))
+        .current_dir(work.path())
+        .args(["reproduce", "--model", "tiny-bert", "--classification", "reviews.csv", "--ner", "ner.conll"])
+        .args(["--name", "tiny", "--quiet", "--device", "cpu"])
+        .env("WORLD_SIZE", "2")
+        .env("RANK", "2")
+        .env("MASTER_ADDR", "127.0.0.1")
+        .env("MASTER_PORT", free_port().to_string())
+        .output()
+        .expect("bertmt runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("RANK") && stderr.contains('2'), "{stderr}");
+    assert!(!work.path().join("runs/tiny").exists(), "a run directory was claimed");
+}

@@ -9,7 +9,7 @@ use crate::report::transcript::Transcript;
 use crate::{device, ModelArgs};
 use anyhow::{bail, Context, Result};
 use data::{build_model, load_data};
-use distributed::ProcessGroup;
+use distributed::{GroupConfig, ProcessGroup};
 use encoder::{Pooling, ResolvedPrecision};
 use heads::{format_parameter_table, parameter_table, FreezeStrategy, ParameterCount};
 use serde::Serialize;
@@ -156,10 +156,19 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     if args.test_size == 0 {
         bail!("--test-size must be at least 1");
     }
+    let mut settings = settings(args, device)?;
     // Under torchrun (or its variables set by hand), every rank runs the same tasks and trains its share of each
     // batch; only rank 0 claims the run directory, shows the transcript and writes.
-    let group = ProcessGroup::from_env(COLLECTIVE_TIMEOUT).context("cannot join the data-parallel group")?;
-    let mut settings = settings(args, device)?;
+    let group_config = GroupConfig::from_vars(|name| std::env::var(name).ok(), COLLECTIVE_TIMEOUT)?;
+    if group_config.is_some() && device != tch::Device::Cpu {
+        bail!(
+            "training across processes runs on CPU only (the Gloo backend; NCCL for GPUs is not supported yet): \
+             pass --device cpu, or unset WORLD_SIZE to train on {} in one process",
+            device::describe(device)
+        );
+    }
+    let group =
+        group_config.as_ref().map(ProcessGroup::connect).transpose().context("cannot join the data-parallel group")?;
     settings.processes = group.as_ref().map_or(1, ProcessGroup::world_size);
     // Every log line of this process names its rank.
     let _rank_span = group.as_ref().map(|g| tracing::info_span!("rank", rank = g.rank()).entered());
