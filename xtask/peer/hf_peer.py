@@ -135,8 +135,9 @@ def main():
             return model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state.float()
 
     facts = {}
-    workdir = tempfile.TemporaryDirectory(prefix="bertmt-ort-")
     if args.runtime == "onnxruntime":
+        # Kept until the process exits: the session reads its model file.
+        workdir = tempfile.TemporaryDirectory(prefix="bertmt-ort-")
         forward, facts = onnx_session(args.model, config, args.threads, workdir.name)
     else:
         forward = {"torch": torch_forward, "torch-bf16": bf16_forward}[args.runtime]

@@ -248,14 +248,15 @@ impl Trainer<'_> {
             pending.batches += 1;
             examples += indices.len();
             if step % config.gradient_accumulation == 0 || step == batches.len() {
-                let clock = Instant::now();
-                let pending = std::mem::take(&mut pending);
-                let batches_in_step = pending.batches as f64;
                 let position = (task.to_string(), epoch, step);
-                let record = self.optimizer_step(optimizer, trained, pending, position, phase_step, total_steps)?;
-                loss_sum += record.loss * batches_in_step;
-                timing.optimizer += clock.elapsed().as_secs_f64();
-                self.observer.on_step(&record);
+                loss_sum += self.optimizer_step(
+                    optimizer,
+                    trained,
+                    &mut pending,
+                    &mut timing,
+                    position,
+                    (phase_step, total_steps),
+                )?;
             }
             self.observer.on_batch(value, share.len());
         }
@@ -338,14 +339,15 @@ impl Trainer<'_> {
             pending.batches += 1;
             examples += batches[0].len() + batches[1].len();
             if step % config.gradient_accumulation == 0 || step == steps {
-                let clock = Instant::now();
-                let pending = std::mem::take(&mut pending);
-                let batches_in_step = pending.batches as f64;
                 let position = ("combined".to_string(), epoch, step);
-                let record = self.optimizer_step(optimizer, trained, pending, position, phase_step, total_steps)?;
-                loss_sum += record.loss * batches_in_step;
-                timing.optimizer += clock.elapsed().as_secs_f64();
-                self.observer.on_step(&record);
+                loss_sum += self.optimizer_step(
+                    optimizer,
+                    trained,
+                    &mut pending,
+                    &mut timing,
+                    position,
+                    (phase_step, total_steps),
+                )?;
             }
             self.observer.on_batch(value, shared);
         }
@@ -363,18 +365,21 @@ impl Trainer<'_> {
     }
 
     /// Sums the gradients over the ranks (in data-parallel training), clips, steps the optimizer at the schedule's
-    /// rate for the phase's `phase_step`-th step of `total_steps`, and clears the gradients. The step's loss is the
-    /// mean over its batches of the global batches' losses.
+    /// rate for the phase's `phase_step`-th step of `total_steps`, clears the gradients and the `pending` losses,
+    /// adds its time to `timing` and reports the step (its loss: the mean over its batches of the global batches'
+    /// losses). Returns the sum of those losses.
     fn optimizer_step(
         &mut self,
         optimizer: &mut Adam,
         trained: &[Tensor],
-        pending: PendingLoss,
+        pending: &mut PendingLoss,
+        timing: &mut EpochTiming,
         (task, epoch, step): (String, usize, usize),
-        phase_step: &mut usize,
-        total_steps: usize,
-    ) -> Result<StepRecord> {
-        let loss = self.ranks.sum_gradients(trained, pending.weighted_sum)? / pending.batches.max(1) as f64;
+        (phase_step, total_steps): (&mut usize, usize),
+    ) -> Result<f64> {
+        let clock = Instant::now();
+        let PendingLoss { weighted_sum, batches } = std::mem::take(pending);
+        let summed = self.ranks.sum_gradients(trained, weighted_sum)?;
         if let Some(max_norm) = self.config.max_grad_norm {
             optimizer.clip_grad_norm(max_norm)?;
         }
@@ -383,7 +388,10 @@ impl Trainer<'_> {
         optimizer.zero_grad();
         *phase_step += 1;
         self.global_step += 1;
-        Ok(StepRecord { task, epoch, step, global_step: self.global_step, loss, lr_factor })
+        timing.optimizer += clock.elapsed().as_secs_f64();
+        let loss = summed / batches.max(1) as f64;
+        self.observer.on_step(&StepRecord { task, epoch, step, global_step: self.global_step, loss, lr_factor });
+        Ok(summed)
     }
 }
 
