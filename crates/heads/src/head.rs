@@ -45,7 +45,7 @@ impl Projection {
     }
 
     fn f_forward_t(&self, input: &Tensor, train: bool) -> Result<Tensor> {
-        let dropped = input.f_dropout(self.dropout, train)?;
+        let dropped = encoder::model::dropout(input, self.dropout, train);
         Ok(dropped.f_linear(&self.weight, Some(&self.bias))?)
     }
 }

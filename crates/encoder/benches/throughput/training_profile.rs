@@ -6,7 +6,8 @@
 //! inputs and weights, the dense `[vocab x hidden]` gradient of the word-embedding table included. The backward is
 //! driven through `(output * upstream).sum()` with a random `upstream`; the cost of that product and its own
 //! backward, measured on a leaf of the output's shape right after, is subtracted. Dropout is off (as with
-//! `train = false`): the profile is of the arithmetic, and the model's pass it is checked against runs the same way.
+//! `train = false`): the profile is of the arithmetic, and the model's pass it is checked against runs the same way;
+//! the hidden dropout a training step adds is timed after it, libtorch's against `encoder::model::dropout`.
 //! With `--precision bf16` (or `auto` resolving to it) the operations cast as the model does: the matrix products
 //! and GELU in bf16 from f32 weights; the attention in `encoder::model::attention_kind` (f32 on CPU); the residual
 //! stream and LayerNorms in f32.
@@ -175,6 +176,7 @@ pub(super) fn profile_training(args: &Args) -> Result<Value> {
         let _pooled = timer.op("mean pooling", 0.0, &[&hidden], |w| pool(&w[0], mask, Pooling::Mean))?;
     }
     let model_after = model_step()?;
+    let dropout = dropout_cost(&batches, &config, compute)?;
 
     let forward_total: f64 = timer.forward.values().sum();
     let backward_total: f64 = timer.backward.values().sum();
@@ -219,5 +221,48 @@ pub(super) fn profile_training(args: &Args) -> Result<Value> {
         "parts_backward_seconds": round(backward_total, 4),
         "driver_seconds_subtracted": round(timer.driver_seconds, 4),
         "parts": parts,
+        "dropout": dropout,
+    }))
+}
+
+/// The hidden dropout a training step runs (after the embeddings, and after each layer's attention output and
+/// feed-forward: `1 + 2 x layers` calls on `[batch, seq, hidden]` states in the `compute` dtype), not among the
+/// parts (the profile runs without dropout): libtorch's `dropout` against `encoder::model::dropout`, forward and
+/// backward, alternating which goes first from batch to batch.
+fn dropout_cost(batches: &[(Tensor, Tensor)], config: &encoder::BertConfig, compute: Kind) -> Result<Value> {
+    let probability = config.hidden_dropout_prob;
+    let calls = 1 + 2 * config.num_hidden_layers;
+    let mut timer = StepTimer::default();
+    for (index, (ids, _)) in batches.iter().enumerate() {
+        let states = Tensor::randn([ids.size()[0], ids.size()[1], config.hidden_size], (compute, ids.device()));
+        for call in 0..calls {
+            let mut run = |name: &'static str| -> Result<()> {
+                let output = timer.op(name, 0.0, &[&states], |w| match name {
+                    "libtorch" => w[0].dropout(probability, true),
+                    _ => encoder::model::dropout(&w[0], probability, true),
+                })?;
+                drop(output);
+                Ok(())
+            };
+            if (index as i64 + call) % 2 == 0 {
+                run("libtorch")?;
+                run("ours")?;
+            } else {
+                run("ours")?;
+                run("libtorch")?;
+            }
+        }
+    }
+    let seconds = |name| {
+        json!({
+            "forward_seconds": round(timer.forward.get(name).copied().unwrap_or(0.0), 4),
+            "backward_seconds": round(timer.backward.get(name).copied().unwrap_or(0.0), 4),
+        })
+    };
+    Ok(json!({
+        "probability": probability,
+        "calls_per_batch": calls,
+        "libtorch": seconds("libtorch"),
+        "ours": seconds("ours"),
     }))
 }

@@ -1,5 +1,6 @@
 //! `BertSelfAttention`, `BertSelfOutput` and `BertAttention` (`encoder.layer.N.attention.*`).
 
+use super::dropout::dropout;
 use crate::config::BertConfig;
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
@@ -85,7 +86,7 @@ impl BertSelfOutput {
     /// LayerNorm(dropout(dense(context)) + residual): the projection in the `compute` dtype, the sum and the
     /// LayerNorm in the residual's (f32).
     pub fn forward_t(&self, context: &Tensor, residual: &Tensor, train: bool, compute: Kind) -> Tensor {
-        let projected = project(&self.dense, context, compute).dropout(self.dropout, train);
+        let projected = dropout(&project(&self.dense, context, compute), self.dropout, train);
         self.layer_norm.forward(&(projected.to_kind(residual.kind()) + residual))
     }
 }

@@ -1,5 +1,6 @@
 //! `BertEmbeddings`: word + position + token type embeddings, LayerNorm, dropout.
 
+use super::dropout::dropout;
 use crate::config::BertConfig;
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
@@ -47,6 +48,6 @@ impl BertEmbeddings {
         let embeddings = self.word_embeddings.forward(input_ids)
             + self.position_embeddings.forward(&position_ids)
             + self.token_type_embeddings.forward(token_type_ids);
-        self.layer_norm.forward(&embeddings).dropout(self.dropout, train)
+        dropout(&self.layer_norm.forward(&embeddings), self.dropout, train)
     }
 }

@@ -1,6 +1,7 @@
 //! `BertIntermediate`, `BertOutput` and `BertLayer` (`encoder.layer.N.*`).
 
 use super::attention::{layer_norm, linear, project, BertAttention};
+use super::dropout::dropout;
 use crate::config::{BertConfig, HiddenAct};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
@@ -53,7 +54,7 @@ impl BertOutput {
     /// LayerNorm(dropout(dense(intermediate)) + residual): the projection in the `compute` dtype, the sum and the
     /// LayerNorm in the residual's (f32).
     pub fn forward_t(&self, intermediate: &Tensor, residual: &Tensor, train: bool, compute: Kind) -> Tensor {
-        let projected = project(&self.dense, intermediate, compute).dropout(self.dropout, train);
+        let projected = dropout(&project(&self.dense, intermediate, compute), self.dropout, train);
         self.layer_norm.forward(&(projected.to_kind(residual.kind()) + residual))
     }
 }

@@ -3,10 +3,12 @@
 //! is the checkpoint key it is loaded from.
 
 mod attention;
+mod dropout;
 mod embeddings;
 mod layer;
 
 pub use attention::{attention_kind, BertAttention, BertSelfAttention, BertSelfOutput};
+pub use dropout::dropout;
 pub use embeddings::BertEmbeddings;
 pub use layer::{BertIntermediate, BertLayer, BertOutput};
 
