@@ -121,9 +121,11 @@ def main():
                 "optimizer_seconds": round(step, 6),
                 "mean_loss": sum(losses) / len(losses),
                 "threads": torch.get_num_threads(),
-                "torch": torch.__version__,
-                "transformers": transformers.__version__,
-                "python": platform.python_version(),
+                "versions": {
+                    "python": platform.python_version(),
+                    "torch": torch.__version__,
+                    "transformers": transformers.__version__,
+                },
             }
         )
     )

@@ -486,16 +486,9 @@ fn reproduce_names_a_bad_torchrun_variable_before_joining_anything() {
     let work = tempfile::tempdir().expect("tempdir");
     write_tiny_model(&work.path().join("tiny-bert"));
     write_data(work.path());
-    let output = Command::new(env!("CARGO_BIN_EXE_bertmt"))
-        .current_dir(work.path())
-        .args(["reproduce", "--model", "tiny-bert", "--classification", "reviews.csv", "--ner", "ner.conll"])
-        .args(["--name", "tiny", "--quiet", "--device", "cpu"])
-        .env("WORLD_SIZE", "2")
-        .env("RANK", "2")
-        .env("MASTER_ADDR", "127.0.0.1")
-        .env("MASTER_PORT", free_port().to_string())
-        .output()
-        .expect("bertmt runs");
+    // RANK 2 of a world of 2.
+    let rank = reproduce_rank(work.path(), 2, free_port(), &[]);
+    let output = wait_at_most(rank, std::time::Duration::from_secs(120));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("RANK") && stderr.contains('2'), "{stderr}");

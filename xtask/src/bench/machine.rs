@@ -66,14 +66,7 @@ pub(super) fn facts(env: &setup::Environment, results: &[Value], root: &Path) ->
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .and_then(|kb| super::finite(round(kb / 1024.0 / 1024.0, 1)));
     let threads = results.iter().find_map(|r| r["threads"].as_i64());
-    // The inference peer reports `versions`; the training peer its versions at the top level.
-    let peer_versions = results.iter().find_map(|r| {
-        r.get("versions").cloned().or_else(|| {
-            (r["bench"] == "peer.training").then(
-                || serde_json::json!({ "python": r["python"], "torch": r["torch"], "transformers": r["transformers"] }),
-            )
-        })
-    });
+    let peer_versions = results.iter().find_map(|r| r.get("versions").cloned());
     let libtorch_version = std::fs::read_to_string(env.libtorch.join("version.py"))
         .ok()
         .and_then(|text| {

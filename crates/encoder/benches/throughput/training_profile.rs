@@ -228,28 +228,20 @@ pub(super) fn profile_training(args: &Args) -> Result<Value> {
 /// The hidden dropout a training step runs (after the embeddings, and after each layer's attention output and
 /// feed-forward: `1 + 2 x layers` calls on `[batch, seq, hidden]` states in the `compute` dtype), not among the
 /// parts (the profile runs without dropout): libtorch's `dropout` against `encoder::model::dropout`, forward and
-/// backward, alternating which goes first from batch to batch.
+/// backward, alternating which goes first from call to call.
 fn dropout_cost(batches: &[(Tensor, Tensor)], config: &encoder::BertConfig, compute: Kind) -> Result<Value> {
     let probability = config.hidden_dropout_prob;
     let calls = 1 + 2 * config.num_hidden_layers;
+    type Dropout = fn(&Tensor, f64) -> Tensor;
+    let ways: [(&'static str, Dropout); 2] =
+        [("libtorch", |x, p| x.dropout(p, true)), ("ours", |x, p| encoder::model::dropout(x, p, true))];
     let mut timer = StepTimer::default();
     for (index, (ids, _)) in batches.iter().enumerate() {
         let states = Tensor::randn([ids.size()[0], ids.size()[1], config.hidden_size], (compute, ids.device()));
-        for call in 0..calls {
-            let mut run = |name: &'static str| -> Result<()> {
-                let output = timer.op(name, 0.0, &[&states], |w| match name {
-                    "libtorch" => w[0].dropout(probability, true),
-                    _ => encoder::model::dropout(&w[0], probability, true),
-                })?;
-                drop(output);
-                Ok(())
-            };
-            if (index as i64 + call) % 2 == 0 {
-                run("libtorch")?;
-                run("ours")?;
-            } else {
-                run("ours")?;
-                run("libtorch")?;
+        for call in 0..calls as usize {
+            let first = (index + call) % 2;
+            for (name, apply) in [ways[first], ways[1 - first]] {
+                drop(timer.op(name, 0.0, &[&states], |w| apply(&w[0], probability))?);
             }
         }
     }

@@ -32,16 +32,14 @@ pub fn dropout(input: &Tensor, probability: f64, train: bool) -> Tensor {
     if !train || probability <= 0.0 {
         return input.shallow_clone();
     }
-    if probability >= 1.0 {
+    let levels = f64::from(1u32 << MASK_BITS);
+    let threshold = (probability * levels).round();
+    if threshold >= levels {
+        // Everything is dropped (`probability` at least 1, or within 2^-16 of it).
         return input * 0.0;
     }
     if input.device() != Device::Cpu {
         return input.dropout(probability, true);
-    }
-    let levels = f64::from(1u32 << MASK_BITS);
-    let threshold = (probability * levels).round();
-    if threshold >= levels {
-        return input * 0.0;
     }
     input * keep_mask(input, threshold as i64, 1.0 / (1.0 - threshold / levels))
 }

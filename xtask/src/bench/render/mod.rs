@@ -279,7 +279,7 @@ mod tests {
             json!({
                 "bench": "peer.training", "section": "training", "precision": precision, "examples": 2000,
                 "train_tokens": tokens, "seconds": seconds, "forward_seconds": 120.0, "backward_seconds": 160.0,
-                "optimizer_seconds": 6.0, "torch": "2.13.0", "transformers": "5.24.0",
+                "optimizer_seconds": 6.0, "versions": {"torch": "2.13.0", "transformers": "5.24.0"},
             })
         };
         let record = record(

@@ -132,8 +132,8 @@ impl Report<'_> {
              `BertModel`, sdpa attention, torch {}, the same mean-pooling head, AdamW with `fused=True`, the same rate, \
              weight decay and dropouts; bf16 by `torch.autocast`), run right after ours with the same thread count. \
              Target: ours at least 1.0x the peer.\n",
-            first["transformers"].as_str().unwrap_or("?"),
-            first["torch"].as_str().unwrap_or("?"),
+            first["versions"]["transformers"].as_str().unwrap_or("?"),
+            first["versions"]["torch"].as_str().unwrap_or("?"),
         );
         let _ = writeln!(out, "| precision | ours epoch s (forward / backward / optimizer) | PyTorch epoch s (forward / backward / optimizer) | same batches | ours / PyTorch speed |");
         let _ = writeln!(out, "|---|---:|---:|---|---:|");
