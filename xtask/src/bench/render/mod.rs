@@ -304,6 +304,44 @@ mod tests {
     }
 
     #[test]
+    fn precisions_that_took_turns_are_compared_turn_by_turn() {
+        let run = |precision: &str, dropout: f64, steps: Option<Vec<f64>>| {
+            let seconds = steps.as_ref().map_or(500.0, |s| s.iter().sum());
+            json!({
+                "bench": "trainer.epoch", "section": "training", "strategy": "all", "strategy_arg": "all",
+                "optimizer": "adamw", "precision": precision, "attention_dropout": dropout, "batch": 8,
+                "reviews": 2000, "test": 32, "train_tokens": 515316, "epoch_seconds": seconds,
+                "taking_turns": steps.as_ref().map(|_| ["f32", "bf16"]),
+                "turn_batches": steps.as_ref().map(|_| 2), "step_seconds": steps.map(|s| vec![s]),
+                "epochs": [{"seconds": seconds, "forward_seconds": 1.0, "backward_seconds": 2.0, "optimizer_seconds": 0.1}],
+            })
+        };
+        // Turns of 2 batches: f32 turns of 4, 4, 6 s and a last turn of one batch (1 s); bf16 2, 2.5, 4 and 1 s.
+        let record = record(
+            "training",
+            json!([
+                run("f32", 0.1, None),
+                run("f32", 0.0, Some(vec![2.0, 2.0, 2.0, 2.0, 3.0, 3.0, 1.0])),
+                run("bf16", 0.0, Some(vec![1.0, 1.0, 1.25, 1.25, 2.0, 2.0, 1.0])),
+            ]),
+        );
+        let block = &report(&record)[1].1;
+        let lines: Vec<&str> = block.lines().collect();
+        assert!(lines.iter().any(|l| l.starts_with("| all | f32 (in turns) | 0.00 | adamw |")), "{block}");
+        assert!(lines.iter().any(|l| l.starts_with("| all | f32 | 0.10 | adamw |")), "{block}");
+        assert!(block.contains("- f32, attention dropout 0, AdamW: 15.0 s against 500.0 s, 33.33 x"), "{block}");
+        assert!(block.contains("- bf16 (same settings): 9.5 s, 1.58 x over f32"), "{block}");
+        // Per-turn ratios 2.0, 1.6, 1.5, 1.0: median 1.55, quartiles at ranks 0.75 and 2.25.
+        assert!(
+            block.contains(
+                "the turn passed every 2 batches): bf16 / f32 speed per turn of the same batches: median 1.55 x, \
+                 quartiles 1.38-1.70 x, range 1.00-2.00 x over 4 turns."
+            ),
+            "{block}"
+        );
+    }
+
+    #[test]
     fn ours_at_auto_is_compared_with_the_fastest_peer_of_the_same_texts() {
         let run = |implementation: &str, precision: Option<&str>, rate: f64, tokens: i64| {
             json!({

@@ -29,7 +29,10 @@ impl Report<'_> {
                 out,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r["strategy_arg"].as_str().or(r["strategy"].as_str()).unwrap_or("?"),
-                r["precision"].as_str().unwrap_or("f32"),
+                match r["taking_turns"].as_array() {
+                    Some(_) => format!("{} (in turns)", r["precision"].as_str().unwrap_or("f32")),
+                    None => r["precision"].as_str().unwrap_or("f32").to_string(),
+                },
                 f(&r["attention_dropout"], 2),
                 r["optimizer"].as_str().unwrap_or("adam"),
                 if r["feature_cache"] == true { "on" } else { "off" },
@@ -119,7 +122,48 @@ impl Report<'_> {
                     verdict(Some(ratio >= 1.6))
                 );
             }
+            if let (Some(f32_run), Some(bf16_run)) = (finetune("f32", true), finetune("bf16", true)) {
+                Self::turns(f32_run, bf16_run, out);
+            }
         }
+    }
+
+    /// bf16 against f32 turn by turn, when the two took turns in one run (`epoch_cost --precision f32,bf16`).
+    fn turns(f32_run: &Value, bf16_run: &Value, out: &mut String) {
+        let (Some(turn), Some(f32_steps), Some(bf16_steps)) = (
+            f32_run["turn_batches"].as_u64().filter(|&t| t > 0),
+            f32_run["step_seconds"][0].as_array(),
+            bf16_run["step_seconds"][0].as_array(),
+        ) else {
+            return;
+        };
+        let sums = |steps: &[Value]| -> Vec<f64> {
+            steps.chunks(turn as usize).map(|chunk| chunk.iter().filter_map(Value::as_f64).sum()).collect()
+        };
+        let mut ratios: Vec<f64> =
+            sums(f32_steps).iter().zip(sums(bf16_steps)).map(|(f32_turn, bf16_turn)| f32_turn / bf16_turn).collect();
+        if ratios.is_empty() || f32_steps.len() != bf16_steps.len() {
+            return;
+        }
+        ratios.sort_by(f64::total_cmp);
+        // Linear interpolation between the nearest ranks.
+        let quartile = |q: f64| {
+            let position = (ratios.len() - 1) as f64 * q;
+            let (low, high) = (ratios[position.floor() as usize], ratios[position.ceil() as usize]);
+            low + (high - low) * position.fract()
+        };
+        let _ = writeln!(
+            out,
+            "- The two precisions took turns in one run (one process each, the same batches, the turn passed every \
+             {turn} batches): bf16 / f32 speed per turn of the same batches: median {} x, quartiles {}-{} x, range \
+             {}-{} x over {} turns.",
+            num(quartile(0.5), 2),
+            num(quartile(0.25), 2),
+            num(quartile(0.75), 2),
+            num(ratios[0], 2),
+            num(ratios[ratios.len() - 1], 2),
+            ratios.len(),
+        );
     }
 
     /// The PyTorch training loop on the same batches (`peer.training`), against our run with the same settings.
