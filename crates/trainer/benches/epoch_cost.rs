@@ -358,34 +358,15 @@ fn main() {
     }
 }
 
-/// The arguments that make another process of this bench repeat this one's run as the second of two precisions.
-fn second_process_args(args: &Args) -> Vec<String> {
-    let precisions: Vec<String> = args.precisions.iter().map(ToString::to_string).collect();
-    let mut out: Vec<String> = [
-        ("--strategy", args.strategy.clone()),
-        ("--cache", (if args.cache { "on" } else { "off" }).to_string()),
-        ("--batch", args.batch.to_string()),
-        ("--epochs", args.epochs.to_string()),
-        ("--reviews", args.reviews.to_string()),
-        ("--test", args.test.to_string()),
-        ("--max-length", args.max_length.to_string()),
-        ("--data-dir", args.data_dir.display().to_string()),
-        ("--model", args.model.display().to_string()),
-        ("--precision", precisions.join(",")),
-        ("--turn", args.turn.to_string()),
-        ("--optimizer", (if args.adamw { "adamw" } else { "adam" }).to_string()),
-    ]
-    .into_iter()
-    .flat_map(|(flag, value)| [flag.to_string(), value])
-    .collect();
-    if let Some(threads) = args.threads {
-        out.extend(["--threads".to_string(), threads.to_string()]);
+/// The second precision's process: killed if this one stops early (an error), so it does not go on alone.
+struct SecondProcess(std::process::Child);
+
+impl Drop for SecondProcess {
+    fn drop(&mut self) {
+        // Once it has been waited for, killing it is a no-op.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
-    if let Some(dropout) = args.attention_dropout {
-        out.extend(["--attention-dropout".to_string(), dropout.to_string()]);
-    }
-    out.push("--second".to_string());
-    out
 }
 
 fn run() -> Result<()> {
@@ -408,9 +389,11 @@ fn run() -> Result<()> {
         (false, _) => None,
         (true, true) => Some(Baton::Second { first_done: false }),
         (true, false) => {
+            // The same arguments, plus `--second`.
             let exe = std::env::current_exe().context("cannot locate this bench's executable")?;
             let mut child = Command::new(exe)
-                .args(second_process_args(&args))
+                .args(std::env::args_os().skip(1))
+                .arg("--second")
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .spawn()
@@ -418,7 +401,7 @@ fn run() -> Result<()> {
             let (Some(to_second), Some(from_second)) = (child.stdin.take(), child.stdout.take()) else {
                 bail!("the second precision's process has no pipes");
             };
-            second = Some(child);
+            second = Some(SecondProcess(child));
             let from_second = BufReader::new(from_second);
             Some(Baton::First { to_second: Some(to_second), from_second, second_done: false, lines: Vec::new() })
         }
@@ -472,7 +455,7 @@ fn run() -> Result<()> {
     // The second process's line follows the first's.
     if let (Some(mut child), Some(Baton::First { from_second, mut lines, .. })) = (second, baton) {
         let rest: Vec<String> = from_second.lines().collect::<std::io::Result<_>>()?;
-        let status = child.wait()?;
+        let status = child.0.wait()?;
         lines.extend(rest);
         for line in lines.iter().filter(|line| line.starts_with('{')) {
             println!("{line}");
