@@ -27,12 +27,10 @@ impl Report<'_> {
             let first = &r["epochs"][0];
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r["strategy_arg"].as_str().or(r["strategy"].as_str()).unwrap_or("?"),
-                match r["taking_turns"].as_array() {
-                    Some(_) => format!("{} (in turns)", r["precision"].as_str().unwrap_or("f32")),
-                    None => r["precision"].as_str().unwrap_or("f32").to_string(),
-                },
+                r["precision"].as_str().unwrap_or("f32"),
+                if r["taking_turns"].is_array() { " (in turns)" } else { "" },
                 f(&r["attention_dropout"], 2),
                 r["optimizer"].as_str().unwrap_or("adam"),
                 if r["feature_cache"] == true { "on" } else { "off" },
