@@ -4,6 +4,7 @@
 //! cargo bench -p datasets --bench pipeline -- --step read-ner [--runs 3]
 //!     [--classification FILE] [--ner FILE] [--tokenizer tokenizer.json]
 //! ```
+//! Relative paths are taken from the workspace root (cargo runs a bench in its crate's directory).
 //!
 //! Steps: `read-imdb` (read the review file), `clean-imdb` (read + the notebook's
 //! `clean_text`), `read-ner` (stream the NER rows), `group-ner` (read + forward-fill + group
@@ -70,10 +71,10 @@ fn parse_args() -> Result<Args, BoxError> {
         match arg.as_str() {
             "--step" => args.step = value()?,
             "--runs" => args.runs = value()?.parse()?,
-            "--classification" => args.classification = value()?.into(),
-            "--ner" => args.ner = value()?.into(),
-            "--tokenizer" => args.tokenizer = Some(value()?.into()),
-            "--cache-dir" => args.cache_dir = Some(value()?.into()),
+            "--classification" => args.classification = root.join(value()?),
+            "--ner" => args.ner = root.join(value()?),
+            "--tokenizer" => args.tokenizer = Some(root.join(value()?)),
+            "--cache-dir" => args.cache_dir = Some(root.join(value()?)),
             // `cargo bench` passes `--bench`.
             "--bench" => {}
             other => return Err(format!("unknown argument {other}").into()),

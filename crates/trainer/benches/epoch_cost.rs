@@ -6,6 +6,7 @@
 //!     [--model DIR] [--threads N] [--precision f32|bf16|auto|f32,bf16] [--attention-dropout P]
 //!     [--turn BATCHES] [--optimizer adam|adamw] [--dump-batches FILE]
 //! ```
+//! Relative paths are taken from the workspace root (cargo runs a bench in its crate's directory).
 //!
 //! The data: the first `--reviews` reviews of `classification_dataset.xlsx` (or `imdb_50k.csv.gz`), cleaned with
 //! the notebook's `clean_text` and tokenized with the model's tokenizer at `--max-length`, are the training split;
@@ -110,8 +111,8 @@ fn parse_args() -> Result<Args> {
             "--reviews" => args.reviews = value()?.parse().context("--reviews")?,
             "--test" => args.test = value()?.parse().context("--test")?,
             "--max-length" => args.max_length = value()?.parse().context("--max-length")?,
-            "--data-dir" => args.data_dir = value()?.into(),
-            "--model" => args.model = value()?.into(),
+            "--data-dir" => args.data_dir = root.join(value()?),
+            "--model" => args.model = root.join(value()?),
             "--threads" => args.threads = Some(value()?.parse().context("--threads")?),
             "--precision" => {
                 args.precisions = value()?
@@ -130,7 +131,7 @@ fn parse_args() -> Result<Args> {
                     other => bail!("--optimizer takes adam or adamw, not {other}"),
                 }
             }
-            "--dump-batches" => args.dump_batches = Some(value()?.into()),
+            "--dump-batches" => args.dump_batches = Some(root.join(value()?)),
             // `cargo bench` passes `--bench`.
             "--bench" => {}
             other => bail!("unknown argument {other}"),

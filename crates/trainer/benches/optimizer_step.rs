@@ -5,6 +5,7 @@
 //! ```text
 //! cargo bench -p trainer --bench optimizer_step -- [--steps 30] [--model DIR] [--threads N]
 //! ```
+//! Relative paths are taken from the workspace root (cargo runs a bench in its crate's directory).
 //!
 //! Gradients are random (a backward pass of `sum(param * noise)`), the same for both updates; the weights are the
 //! pretrained ones. Step times are medians over `--steps` steps after 3 warm-up steps; clipping the global gradient
@@ -96,7 +97,7 @@ fn run() -> Result<()> {
         let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--steps" => steps = value()?.parse().context("--steps")?,
-            "--model" => model_dir = value()?.into(),
+            "--model" => model_dir = workspace_root().join(value()?),
             "--threads" => tch::set_num_threads(value()?.parse().context("--threads")?),
             "--bench" => {}
             other => bail!("unknown argument {other}"),

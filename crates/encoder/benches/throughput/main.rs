@@ -14,6 +14,7 @@
 //! cargo bench -p encoder --bench throughput -- --step profile-training --texts texts.json --corpus imdb
 //!     --max-length 512 --batch 8 [--every 10] [--model DIR]
 //! ```
+//! Relative paths are taken from the workspace root (cargo runs a bench in its crate's directory).
 //!
 //! - `gemm`: fp32 `matmul` GFLOP/s through tch on the model's shapes (`[tokens x hidden] @ [hidden x intermediate]`
 //!   and back) and BERT-base's `768x768 @ 768x3072`, at libtorch's thread count (`--threads N` changes it); the same
@@ -98,9 +99,9 @@ fn parse_args() -> Result<Args> {
             "--step" => args.step = value()?,
             "--reps" => args.reps = value()?.parse().context("--reps")?,
             "--threads" => args.threads = Some(value()?.parse().context("--threads")?),
-            "--data-dir" => args.data_dir = value()?.into(),
-            "--out" => args.out = Some(value()?.into()),
-            "--texts" => args.texts = Some(value()?.into()),
+            "--data-dir" => args.data_dir = root.join(value()?),
+            "--out" => args.out = Some(root.join(value()?)),
+            "--texts" => args.texts = Some(root.join(value()?)),
             "--imdb" => args.imdb = value()?.parse().context("--imdb")?,
             "--gmb" => args.gmb = value()?.parse().context("--gmb")?,
             "--corpus" => args.corpus = value()?,
@@ -109,7 +110,7 @@ fn parse_args() -> Result<Args> {
             "--batch" => args.batch = value()?.parse().context("--batch")?,
             "--limit" => args.limit = Some(value()?.parse().context("--limit")?),
             "--every" => args.every = value()?.parse().context("--every")?,
-            "--model" => args.model = value()?.into(),
+            "--model" => args.model = root.join(value()?),
             "--precision" => args.precision = value()?.parse().map_err(anyhow::Error::msg).context("--precision")?,
             // `cargo bench` passes `--bench`.
             "--bench" => {}
