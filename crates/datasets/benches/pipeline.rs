@@ -4,7 +4,8 @@
 //! cargo bench -p datasets --bench pipeline -- --step read-ner [--runs 3]
 //!     [--classification FILE] [--ner FILE] [--tokenizer tokenizer.json]
 //! ```
-//! Relative paths are taken from the workspace root (cargo runs a bench in its crate's directory).
+//! Relative paths, in flags and environment variables, are taken from the workspace root (cargo runs a bench in
+//! its crate's directory).
 //!
 //! Steps: `read-imdb` (read the review file), `clean-imdb` (read + the notebook's
 //! `clean_text`), `read-ner` (stream the NER rows), `group-ner` (read + forward-fill + group
@@ -53,7 +54,7 @@ fn workspace_root() -> PathBuf {
 
 fn parse_args() -> Result<Args, BoxError> {
     let root = workspace_root();
-    let env_path = |var: &str, default: PathBuf| std::env::var_os(var).map(PathBuf::from).unwrap_or(default);
+    let env_path = |var: &str, default: PathBuf| std::env::var_os(var).map_or(default, |path| root.join(path));
     let default_tokenizer = root.join("data/models/all-MiniLM-L6-v2/tokenizer.json");
     let mut args = Args {
         step: String::new(),
@@ -61,7 +62,7 @@ fn parse_args() -> Result<Args, BoxError> {
         classification: env_path("BENCH_CLASSIFICATION", root.join("../shared/data/classification_dataset.xlsx")),
         ner: env_path("BENCH_NER", root.join("../shared/data/ner_dataset.xlsx")),
         tokenizer: std::env::var_os("BENCH_TOKENIZER")
-            .map(PathBuf::from)
+            .map(|path| root.join(path))
             .or_else(|| default_tokenizer.exists().then_some(default_tokenizer)),
         cache_dir: None,
     };

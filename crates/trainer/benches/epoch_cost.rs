@@ -6,7 +6,8 @@
 //!     [--model DIR] [--threads N] [--precision f32|bf16|auto|f32,bf16] [--attention-dropout P]
 //!     [--turn BATCHES] [--optimizer adam|adamw] [--dump-batches FILE]
 //! ```
-//! Relative paths are taken from the workspace root (cargo runs a bench in its crate's directory).
+//! Relative paths, in flags and environment variables, are taken from the workspace root (cargo runs a bench in
+//! its crate's directory).
 //!
 //! The data: the first `--reviews` reviews of `classification_dataset.xlsx` (or `imdb_50k.csv.gz`), cleaned with
 //! the notebook's `clean_text` and tokenized with the model's tokenizer at `--max-length`, are the training split;
@@ -85,7 +86,7 @@ fn parse_args() -> Result<Args> {
         max_length: 512,
         data_dir: root.join("../shared/data"),
         model: std::env::var_os("BERTMT_MODEL")
-            .map_or_else(|| root.join("data/models/all-MiniLM-L6-v2"), PathBuf::from),
+            .map_or_else(|| root.join("data/models/all-MiniLM-L6-v2"), |dir| root.join(dir)),
         threads: None,
         precisions: vec![encoder::Precision::F32],
         turn: 10,

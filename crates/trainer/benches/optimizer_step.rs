@@ -5,7 +5,8 @@
 //! ```text
 //! cargo bench -p trainer --bench optimizer_step -- [--steps 30] [--model DIR] [--threads N]
 //! ```
-//! Relative paths are taken from the workspace root (cargo runs a bench in its crate's directory).
+//! Relative paths, in flags and environment variables, are taken from the workspace root (cargo runs a bench in
+//! its crate's directory).
 //!
 //! Gradients are random (a backward pass of `sum(param * noise)`), the same for both updates; the weights are the
 //! pretrained ones. Step times are medians over `--steps` steps after 3 warm-up steps; clipping the global gradient
@@ -90,14 +91,15 @@ fn main() {
 
 fn run() -> Result<()> {
     let mut steps = 30usize;
+    let root = workspace_root();
     let mut model_dir = std::env::var_os("BERTMT_MODEL")
-        .map_or_else(|| workspace_root().join("data/models/all-MiniLM-L6-v2"), PathBuf::from);
+        .map_or_else(|| root.join("data/models/all-MiniLM-L6-v2"), |dir| root.join(dir));
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--steps" => steps = value()?.parse().context("--steps")?,
-            "--model" => model_dir = workspace_root().join(value()?),
+            "--model" => model_dir = root.join(value()?),
             "--threads" => tch::set_num_threads(value()?.parse().context("--threads")?),
             "--bench" => {}
             other => bail!("unknown argument {other}"),

@@ -14,7 +14,8 @@
 //! cargo bench -p encoder --bench throughput -- --step profile-training --texts texts.json --corpus imdb
 //!     --max-length 512 --batch 8 [--every 10] [--model DIR]
 //! ```
-//! Relative paths are taken from the workspace root (cargo runs a bench in its crate's directory).
+//! Relative paths, in flags and environment variables, are taken from the workspace root (cargo runs a bench in
+//! its crate's directory).
 //!
 //! - `gemm`: fp32 `matmul` GFLOP/s through tch on the model's shapes (`[tokens x hidden] @ [hidden x intermediate]`
 //!   and back) and BERT-base's `768x768 @ 768x3072`, at libtorch's thread count (`--threads N` changes it); the same
@@ -90,7 +91,7 @@ fn parse_args() -> Result<Args> {
         every: 4,
         precision: Precision::F32,
         model: std::env::var_os("BERTMT_MODEL")
-            .map_or_else(|| root.join("data/models/all-MiniLM-L6-v2"), PathBuf::from),
+            .map_or_else(|| root.join("data/models/all-MiniLM-L6-v2"), |dir| root.join(dir)),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
