@@ -48,6 +48,18 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Train on your own data (release build). `cargo xtask train --help` lists the options.
+    #[command(disable_help_flag = true)]
+    Train {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Score a trained checkpoint on labelled files (release build).
+    #[command(disable_help_flag = true)]
+    Evaluate {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
 }
 
 fn main() {
@@ -69,6 +81,8 @@ fn run(cli: Cli) -> Result<()> {
         Task::Reproduce { args } => run_cli(&setup::ensure()?, "reproduce", &args),
         Task::Embed { args } => run_cli(&setup::ensure()?, "embed", &args),
         Task::Predict { args } => run_cli(&setup::ensure()?, "predict", &args),
+        Task::Train { args } => run_cli(&setup::ensure()?, "train", &args),
+        Task::Evaluate { args } => run_cli(&setup::ensure()?, "evaluate", &args),
         Task::Bench(args) => bench::run(args),
     }
 }
@@ -89,13 +103,32 @@ fn run_cli(env: &setup::Environment, subcommand: &str, args: &[OsString]) -> Res
     }
     let mut full: Vec<OsString> = vec!["--".into(), subcommand.into()];
     full.extend(args.iter().cloned());
-    cargo(env, &["run", "--release", "--quiet", "--package", "bertmt"], &full)
+    // Ctrl-C reaches bertmt too (the terminal signals the whole foreground group): a training run then stops after
+    // its current step and saves its state. This process waits for it instead of leaving it behind.
+    if let Err(error) = ctrlc::set_handler(|| {}) {
+        eprintln!("warning: cannot wait through Ctrl-C ({error}): a training run may finish saving after this exits");
+    }
+    let status = cargo_status(env, &["run", "--release", "--quiet", "--package", "bertmt"], &full)?;
+    if !status.success() {
+        // bertmt said what went wrong; its exit code (1, or 130 for a run stopped by Ctrl-C) is ours.
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    Ok(())
 }
 
 /// Runs cargo with `LIBTORCH` and the default model and data locations set.
 fn cargo(env: &setup::Environment, command: &[&str], args: &[OsString]) -> Result<()> {
+    let status = cargo_status(env, command, args)?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", command.join(" "));
+    }
+    Ok(())
+}
+
+/// [`cargo`], returning how it exited.
+fn cargo_status(env: &setup::Environment, command: &[&str], args: &[OsString]) -> Result<std::process::ExitStatus> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
+    Command::new(cargo)
         .current_dir(setup::project_root())
         .args(command)
         .args(args)
@@ -103,9 +136,5 @@ fn cargo(env: &setup::Environment, command: &[&str], args: &[OsString]) -> Resul
         .env("BERTMT_MODEL", &env.model_dir)
         .env("BERTMT_DEFAULT_DATA", &env.default_data_dir)
         .status()
-        .with_context(|| format!("cannot start cargo {}", command.join(" ")))?;
-    if !status.success() {
-        bail!("cargo {} failed ({status})", command.join(" "));
-    }
-    Ok(())
+        .with_context(|| format!("cannot start cargo {}", command.join(" ")))
 }

@@ -1,15 +1,21 @@
-//! `bertmt`: BERT sentence embeddings and the multi-task notebook, from the command line.
+//! `bertmt`: BERT sentence embeddings, training on your own data, and the multi-task notebook, from the command
+//! line.
 
+mod args;
 mod device;
 mod embed;
+mod evaluate;
 mod predict;
 mod report;
 mod reproduce;
+mod run;
 mod shards;
+mod train;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+
+pub use args::ModelArgs;
 
 #[derive(Parser)]
 #[command(name = "bertmt", version, about = "BERT sentence embeddings and multi-task fine-tuning on libtorch")]
@@ -21,30 +27,20 @@ struct Cli {
     command: Command,
 }
 
-/// Options shared by every command that loads a model.
-#[derive(clap::Args, Debug, Clone)]
-pub struct ModelArgs {
-    /// A Hugging Face BERT directory (config.json, model.safetensors or pytorch_model.bin, tokenizer.json or vocab.txt).
-    #[arg(long, env = "BERTMT_MODEL", default_value = "data/models/all-MiniLM-L6-v2")]
-    pub model: PathBuf,
-    /// `cpu`, `cuda`, `cuda:N`, or `auto` (CUDA when available).
-    #[arg(long, default_value = "auto")]
-    pub device: String,
-    /// Compute precision: `auto` (bf16 where the device computes it natively: CUDA, or a CPU with avx512_bf16;
-    /// f32 elsewhere), `f32` or `bf16`. Weights stay f32.
-    #[arg(long, default_value = "auto")]
-    pub precision: encoder::Precision,
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Sentence embeddings and their cosine-similarity matrix.
     Embed(embed::EmbedArgs),
+    /// Train on your own data: a classifier, a tagger (NER) or both on one encoder, with your own
+    /// train/validation/test files; resumable (`--resume`), rerunnable (`--config`).
+    Train(Box<train::TrainArgs>),
+    /// Score a trained checkpoint on labelled files, as a run scores its test split.
+    Evaluate(evaluate::EvaluateArgs),
+    /// Sentence class and named entities of texts, from a trained checkpoint.
+    Predict(predict::PredictArgs),
     /// Rerun the notebook: the encoder against the reference (Task 1), data and the two-headed model (Task 2),
     /// freezing strategies (Task 3), training with scores before and after (Task 4).
     Reproduce(Box<reproduce::ReproduceArgs>),
-    /// Sentence class and named entities of texts, from a trained checkpoint.
-    Predict(predict::PredictArgs),
 }
 
 fn main() {
@@ -59,10 +55,17 @@ fn main() {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let result: Result<()> = match cli.command {
         Command::Embed(args) => embed::run(&args),
+        Command::Train(args) => train::run(&args),
+        Command::Evaluate(args) => evaluate::run(&args),
         Command::Reproduce(args) => reproduce::run(&args),
         Command::Predict(args) => predict::run(&args),
     };
     if let Err(error) = result {
+        // A run stopped on request (Ctrl-C) saved its state: it says how to continue, and exits as interrupted.
+        if let Some(stopped) = error.downcast_ref::<run::Interrupted>() {
+            eprintln!("{stopped}");
+            std::process::exit(130);
+        }
         eprintln!("error: {error:#}");
         std::process::exit(1);
     }

@@ -4,6 +4,7 @@
 //! words, one tag per word from its first sub-token, read in strict IOB2); this module loads the checkpoint, collects
 //! the texts and presents the predictions (JSON lines or console text).
 
+use crate::args::CheckpointArgs;
 use crate::device;
 use anyhow::{bail, Context, Result};
 use encoder::BertTokenizer;
@@ -12,8 +13,7 @@ use heads::{pipeline, MultiTaskModel, Prediction};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// The directory a run keeps its checkpoint in (`runs/<name>/checkpoint`).
-const RUN_CHECKPOINT_DIR: &str = "checkpoint";
+use crate::run::CHECKPOINT_DIR as RUN_CHECKPOINT_DIR;
 
 /// Arguments of `predict`.
 #[derive(clap::Args, Debug)]
@@ -23,18 +23,8 @@ pub struct PredictArgs {
     /// Read texts from a file, one a line (blank lines skipped).
     #[arg(long)]
     pub file: Option<PathBuf>,
-    /// A checkpoint directory (with checkpoint.json), or a run directory holding `checkpoint/`.
-    #[arg(long)]
-    pub checkpoint: PathBuf,
-    /// `cpu`, `cuda`, `cuda:N`, or `auto` (CUDA when available).
-    #[arg(long, default_value = "auto")]
-    pub device: String,
-    /// Compute precision: `auto` (bf16 where the device computes it natively), `f32` or `bf16`.
-    #[arg(long, default_value = "auto")]
-    pub precision: encoder::Precision,
-    /// Texts per forward pass.
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
+    #[command(flatten)]
+    pub model: CheckpointArgs,
     /// Print one JSON object a line instead of text.
     #[arg(long)]
     pub json: bool,
@@ -42,17 +32,9 @@ pub struct PredictArgs {
 
 pub fn run(args: &PredictArgs) -> Result<()> {
     let texts = collect_texts(&args.texts, args.file.as_deref())?;
-    if args.batch_size == 0 {
-        bail!("--batch-size must be at least 1");
-    }
-    let device = device::parse(&args.device)?;
-    let dir = resolve_checkpoint(&args.checkpoint)?;
-    let mut model = MultiTaskModel::load(&dir, device)
-        .with_context(|| format!("cannot load the checkpoint at {}", dir.display()))?;
-    let precision = args.precision.resolve(device);
-    model.set_precision(precision.precision)?;
-    let tokenizer = load_tokenizer(&dir, &model)?;
-    let predictions = pipeline::predict(&model, &tokenizer, &texts, args.batch_size)?;
+    let loaded = load_checkpoint(&args.model)?;
+    let (dir, model, precision, device) = (&loaded.dir, &loaded.model, &loaded.precision, loaded.device);
+    let predictions = pipeline::predict(model, &loaded.tokenizer, &texts, args.model.batch_size)?;
     if args.json {
         for prediction in &predictions {
             println!("{}", serde_json::to_string(prediction)?);
@@ -68,6 +50,30 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         print!("{}", render(&predictions));
     }
     Ok(())
+}
+
+/// A checkpoint loaded to run: its directory, the model at its precision on its device, and its tokenizer.
+pub struct LoadedCheckpoint {
+    pub dir: PathBuf,
+    pub model: MultiTaskModel,
+    pub tokenizer: BertTokenizer,
+    pub precision: encoder::ResolvedPrecision,
+    pub device: tch::Device,
+}
+
+/// Loads the checkpoint `args` name onto its device, at its precision, with its tokenizer.
+pub fn load_checkpoint(args: &CheckpointArgs) -> Result<LoadedCheckpoint> {
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let device = device::parse(&args.device)?;
+    let dir = resolve_checkpoint(&args.checkpoint)?;
+    let mut model = MultiTaskModel::load(&dir, device)
+        .with_context(|| format!("cannot load the checkpoint at {}", dir.display()))?;
+    let precision = args.precision.resolve(device);
+    model.set_precision(precision.precision)?;
+    let tokenizer = load_tokenizer(&dir, &model)?;
+    Ok(LoadedCheckpoint { dir, model, tokenizer, precision, device })
 }
 
 /// The checkpoint directory: `path` when it holds `checkpoint.json`, else the `checkpoint/` of a run directory.
@@ -109,14 +115,17 @@ pub fn render(predictions: &[Prediction]) -> String {
     let mut out = String::new();
     for (index, prediction) in predictions.iter().enumerate() {
         let _ = writeln!(out, "{}. \"{}\"", index + 1, prediction.text);
-        let _ = writeln!(out, "   sentiment: {} ({:.2})", prediction.class.label, prediction.class.probability);
-        let entities: Vec<String> = prediction
-            .entities
-            .iter()
-            .map(|e| format!("{} [{}] (words {}-{})", e.text, e.entity_type, e.start_word, e.end_word))
-            .collect();
-        let entities = if entities.is_empty() { "none".to_string() } else { entities.join(", ") };
-        let _ = writeln!(out, "   entities: {entities}");
+        if let Some(class) = &prediction.class {
+            let _ = writeln!(out, "   class: {} ({:.2})", class.label, class.probability);
+        }
+        if let Some(entities) = &prediction.entities {
+            let entities: Vec<String> = entities
+                .iter()
+                .map(|e| format!("{} [{}] (words {}-{})", e.text, e.entity_type, e.start_word, e.end_word))
+                .collect();
+            let entities = if entities.is_empty() { "none".to_string() } else { entities.join(", ") };
+            let _ = writeln!(out, "   entities: {entities}");
+        }
     }
     out
 }

@@ -199,9 +199,9 @@ fn text_output_from_a_file_and_a_run_directory() {
         "--batch-size",
         "1",
     ]));
-    let expected = "1. \"John Smith lives in New York.\"\n   sentiment: negative (0.99)\n   \
+    let expected = "1. \"John Smith lives in New York.\"\n   class: negative (0.99)\n   \
                     entities: John Smith [PER] (words 0-2), New York [LOC] (words 4-6)\n\
-                    2. \"The film was great!\"\n   sentiment: positive (1.00)\n   entities: none\n";
+                    2. \"The film was great!\"\n   class: positive (1.00)\n   entities: none\n";
     assert!(out.ends_with(expected), "{out}");
     assert!(out.starts_with("Checkpoint: "), "{out}");
 }

@@ -3,36 +3,9 @@
 use std::path::Path;
 use std::process::Command;
 
-const VOCAB: &[&str] = &[
-    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "movie", "was", "great", "awful", "loved", "hated", "it",
-    "in", "paris", "john", "visited", "london", ".", "!", "a", "film", "##s",
-];
+mod common;
 
-fn write_tiny_model(dir: &Path) {
-    write_model(dir, |_| {});
-}
-
-/// A tiny random model whose weights `edit` may change before they are written.
-fn write_model(dir: &Path, edit: impl FnOnce(&mut Vec<(String, tch::Tensor)>)) {
-    std::fs::create_dir_all(dir).expect("model dir");
-    let config = encoder::BertConfig {
-        vocab_size: VOCAB.len() as i64,
-        hidden_size: 16,
-        num_hidden_layers: 2,
-        num_attention_heads: 2,
-        intermediate_size: 32,
-        max_position_embeddings: 64,
-        ..encoder::BertConfig::default()
-    };
-    tch::manual_seed(0);
-    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let _model = encoder::BertModel::new(vs.root(), &config);
-    let mut tensors: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
-    edit(&mut tensors);
-    tch::Tensor::write_safetensors(&tensors, dir.join("model.safetensors")).expect("weights");
-    std::fs::write(dir.join("config.json"), serde_json::to_string(&config).expect("json")).expect("config");
-    std::fs::write(dir.join("vocab.txt"), VOCAB.join("\n")).expect("vocab");
-}
+use common::{write_model, write_tiny_model};
 
 fn write_data(dir: &Path) {
     let mut csv = String::from("review,sentiment\n");
@@ -133,7 +106,7 @@ fn reproduce_runs_all_four_tasks_and_writes_its_report() {
         assert_eq!(outcome[stage]["ner"]["sentences"], 6);
     }
     // The features computed once in Task 2 score the untrained model and serve Task 4: same numbers, one pass.
-    assert_eq!(task2["feature_cache"]["classification"]["rows"], 24);
+    assert_eq!(task2["feature_cache"]["tasks"]["classification"]["rows"], 24);
     assert_eq!(outcome["feature_cache"]["seconds"], task2["feature_cache"]["seconds"]);
     assert_eq!(task2["untrained"]["classification"]["report"], outcome["before"]["classification"]["report"]);
     assert_eq!(task2["untrained"]["ner"]["report"], outcome["before"]["ner"]["report"]);
@@ -441,7 +414,10 @@ fn two_ranks_reproduce_one_run_that_rank_zero_shows_and_writes() {
     }
     let metrics: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("metrics.json")).expect("metrics")).expect("json");
-    assert_eq!(metrics["task4"]["settings"]["processes"], 2);
+    assert_eq!(metrics["task4"]["settings"]["train"]["batch_size"], 2, "the batch is per process");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("config.json")).expect("config")).expect("json");
+    assert_eq!(config["resolved"]["processes"], 2);
     // 18 + 14 training examples in global batches of 4, per epoch.
     let steps = std::fs::read_to_string(run.join("steps.jsonl")).expect("steps");
     assert_eq!(steps.lines().count(), 2 * (5 + 4), "{steps}");

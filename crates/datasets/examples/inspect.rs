@@ -1,7 +1,10 @@
 //! Loads a data file and prints what the loader made of it.
 //!
-//! `cargo run --release -p datasets --example inspect -- classification FILE [rotten-tomatoes]`
+//! `cargo run --release -p datasets --example inspect -- classification FILE [rotten-tomatoes|notebook]`
 //! `cargo run --release -p datasets --example inspect -- ner FILE`
+//!
+//! Without a layout name, the classification file is read as the user's own (`text`/`label` columns, else
+//! `review`/`sentiment`; the classes derived from the labels).
 
 use std::process::ExitCode;
 
@@ -11,10 +14,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match (args.first().map(String::as_str), args.get(1)) {
         (Some("classification"), Some(path)) => {
-            let options = if args.get(2).map(String::as_str) == Some("rotten-tomatoes") {
-                ClassificationOptions::rotten_tomatoes()
-            } else {
-                ClassificationOptions::default()
+            let options = match args.get(2).map(String::as_str) {
+                Some("rotten-tomatoes") => ClassificationOptions::rotten_tomatoes(),
+                Some("notebook") => ClassificationOptions::notebook(),
+                _ => ClassificationOptions::default(),
             };
             load_classification(path, &options).map(|data| {
                 println!("rows read: {}", data.rows_read);
@@ -36,13 +39,14 @@ fn main() -> ExitCode {
             println!("tags ({}): {:?}", data.labels.len(), data.labels.tags());
             println!("{}", data.dropped_tokens);
             println!("{}", data.dropped_sentences);
+            println!("IOB1 tags converted to IOB2: {}", data.iob1_tags_converted);
             if let Some(first) = data.sentences.first() {
                 let tags: Vec<&str> = first.tags.iter().filter_map(|&t| data.labels.tag(t)).collect();
                 println!("first ({}): {:?} {:?}", first.id, first.words, tags);
             }
         }),
         _ => {
-            eprintln!("usage: inspect classification FILE [rotten-tomatoes] | inspect ner FILE");
+            eprintln!("usage: inspect classification FILE [rotten-tomatoes|notebook] | inspect ner FILE");
             return ExitCode::from(2);
         }
     };

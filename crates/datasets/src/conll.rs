@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use crate::error::{DatasetError, Location, Result};
-use crate::ner::SentenceBuilder;
+use crate::sentences::SentenceBuilder;
 
 /// Splits a non-blank line into (token, tag, middle columns).
 fn split_line(line: &str) -> Option<(&str, &str, Option<&str>)> {
@@ -33,7 +33,7 @@ fn split_line(line: &str) -> Option<(&str, &str, Option<&str>)> {
     Some((token, tag, middle))
 }
 
-/// Parses CoNLL text into `builder`; sentence ids are `line N` (the first token's line).
+/// Parses CoNLL text into `builder`; sentence ids are `line N` (the first token's line), token positions lines.
 pub(crate) fn parse_conll(path: &Path, text: &str, builder: &mut SentenceBuilder) -> Result<()> {
     let mut current: Option<usize> = None;
     for (index, line) in text.split('\n').enumerate() {
@@ -50,7 +50,7 @@ pub(crate) fn parse_conll(path: &Path, text: &str, builder: &mut SentenceBuilder
         let Some((token, tag, middle)) = split_line(line) else {
             let shown: String = line.chars().take(60).collect();
             return Err(DatasetError::Conll {
-                location: Location::file(path).with_row(number),
+                location: Location::file(path).with_line(number),
                 message: format!("expected `token<TAB>tag`, found {shown:?}"),
             });
         };
@@ -63,7 +63,7 @@ pub(crate) fn parse_conll(path: &Path, text: &str, builder: &mut SentenceBuilder
             }
         };
         builder.tokens_read += 1;
-        builder.push(sentence, token, tag, middle);
+        builder.push(sentence, token, tag, middle, number);
     }
     Ok(())
 }

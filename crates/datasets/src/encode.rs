@@ -7,7 +7,7 @@ use tokenizers::{InputSequence, Tokenizer, TruncationParams, TruncationStrategy}
 use crate::classification::ClassificationExample;
 use crate::error::{DatasetError, Result};
 use crate::labels::NerLabels;
-use crate::ner::NerSentence;
+use crate::sentences::NerSentence;
 
 /// The label id that loss functions ignore (PyTorch's `ignore_index`).
 pub const IGNORE_INDEX: i32 = -100;

@@ -3,33 +3,48 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// Where in an input file something went wrong: the file, and where known the sheet and row.
+/// Where in an input file something went wrong: the file, and where known the sheet and the row or line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
     /// The input file.
     pub path: PathBuf,
-    /// The worksheet, for XLSX input.
-    pub sheet: Option<String>,
-    /// The 1-based row (XLSX/CSV, header = row 1) or line (CoNLL) number.
+    /// The worksheet, for XLSX input (boxed: the error type stays small).
+    pub sheet: Option<Box<str>>,
+    /// The 1-based row (XLSX, CSV, TSV; header = row 1), or line (CoNLL, JSON lines: then `in_lines` is set).
     pub row: Option<u64>,
+    /// Whether `row` counts lines of a line-oriented file (CoNLL, JSON lines) rather than rows of a table.
+    pub in_lines: bool,
 }
 
 impl Location {
     /// A location naming only the file.
     pub fn file(path: &Path) -> Self {
-        Self { path: path.to_path_buf(), sheet: None, row: None }
+        Self { path: path.to_path_buf(), sheet: None, row: None, in_lines: false }
     }
 
     /// The same location in the given sheet.
     pub fn with_sheet(mut self, sheet: impl Into<String>) -> Self {
-        self.sheet = Some(sheet.into());
+        self.sheet = Some(sheet.into().into_boxed_str());
         self
     }
 
-    /// The same location at the given 1-based row or line.
+    /// The same location at the given 1-based table row.
     pub fn with_row(mut self, row: u64) -> Self {
         self.row = Some(row);
+        self.in_lines = false;
         self
+    }
+
+    /// The same location at the given 1-based line (CoNLL, JSON lines).
+    pub fn with_line(mut self, line: u64) -> Self {
+        self.row = Some(line);
+        self.in_lines = true;
+        self
+    }
+
+    /// The 1-based line, for a line-oriented file.
+    pub fn line(&self) -> Option<u64> {
+        self.row.filter(|_| self.in_lines)
     }
 }
 
@@ -40,7 +55,7 @@ impl fmt::Display for Location {
             write!(f, ", sheet {sheet:?}")?;
         }
         if let Some(row) = self.row {
-            write!(f, ", row {row}")?;
+            write!(f, ", {} {row}", if self.in_lines { "line" } else { "row" })?;
         }
         Ok(())
     }
@@ -123,9 +138,41 @@ pub enum DatasetError {
         /// What is wrong with the line.
         message: String,
     },
-    /// The file extension names no supported format.
-    #[error("{0}: unsupported file type (expected .xlsx, .csv, .csv.gz, or CoNLL .conll/.txt/.tsv/.bio/.iob, optionally .gz)")]
-    UnsupportedFormat(PathBuf),
+    /// A JSON-lines line could not be understood (not JSON, not an object, a field of the wrong type).
+    #[error("{location}: bad JSON line: {message}")]
+    Json {
+        /// File and line.
+        location: Location,
+        /// What is wrong with the line.
+        message: String,
+    },
+    /// A label (class or NER tag) outside the label set, in a file read strictly (a validation or test file
+    /// against the training file's labels, see [`crate::UnknownLabels`]).
+    #[error("{location}: label {label:?} is not in the training label set {known:?}")]
+    UnknownLabel {
+        /// File, and the row or line of the label (of its first occurrence, for NER tags in a table).
+        location: Location,
+        /// The label as the file has it.
+        label: String,
+        /// The labels that are known (label values for classification, tags for NER).
+        known: Vec<String>,
+    },
+    /// A file gave no examples at all (empty, or every row dropped).
+    #[error("no examples in {}: {why}", path.display())]
+    NoExamples {
+        /// The file.
+        path: PathBuf,
+        /// Why: what was read and dropped.
+        why: String,
+    },
+    /// The file extension names no format supported for the task.
+    #[error("{}: unsupported file type; accepted: {accepted}", path.display())]
+    UnsupportedFormat {
+        /// The file.
+        path: PathBuf,
+        /// The extensions accepted for the task.
+        accepted: &'static str,
+    },
     /// An option or argument is invalid (a split that leaves no training data, ...).
     #[error("invalid option: {0}")]
     InvalidOption(String),

@@ -7,48 +7,106 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{DatasetError, Location, Result};
 
-/// The layout of an input file, normally chosen from its extension.
+/// The layout of an input file, normally chosen from its extension and the task
+/// ([`for_classification`](Self::for_classification), [`for_ner`](Self::for_ner)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum FileFormat {
     /// An Excel workbook (`.xlsx`, `.xlsm`).
     Xlsx,
-    /// Comma-separated values (`.csv`, or gzip-compressed `.csv.gz`).
+    /// Comma-separated values with a header (`.csv`, or gzip-compressed `.csv.gz`).
     Csv {
         /// Whether the file is gzip-compressed.
         gzip: bool,
     },
-    /// CoNLL-style token-per-line text (`.conll`, `.txt`, `.tsv`, `.bio`, `.iob`, optionally `.gz`):
-    /// `token<TAB>tag` lines, sentences separated by blank lines.
+    /// Tab-separated values with a header (`.tsv`, `.tsv.gz` for classification). No quoting: a field holds no tab
+    /// or line break, and quotes are part of the text (IANA `text/tab-separated-values`, GLUE's files).
+    Tsv {
+        /// Whether the file is gzip-compressed.
+        gzip: bool,
+    },
+    /// JSON lines (`.jsonl`, `.ndjson`, optionally `.gz`): one JSON object a line (blank lines skipped).
+    /// Classification: a text and a label field; NER: `tokens` and `ner_tags` lists (Hugging Face datasets' layout).
+    JsonLines {
+        /// Whether the file is gzip-compressed.
+        gzip: bool,
+    },
+    /// CoNLL-style token-per-line text (`.conll`, `.txt`, `.bio`, `.iob`, and `.tsv` for NER, optionally `.gz`):
+    /// `token<TAB>tag` or whitespace-separated columns with the tag last, sentences separated by blank lines.
     Conll {
         /// Whether the file is gzip-compressed.
         gzip: bool,
     },
 }
 
+/// What [`FileFormat::for_classification`] accepts.
+const CLASSIFICATION_FORMATS: &str =
+    ".csv, .tsv, .jsonl or .ndjson (each optionally .gz), .xlsx; or set the format in the options";
+/// What [`FileFormat::for_ner`] accepts.
+const NER_FORMATS: &str = ".xlsx or .csv (Kaggle layout: Sentence #, Word, Tag), CoNLL .conll/.txt/.tsv/.bio/.iob, \
+                           .jsonl or .ndjson (tokens, ner_tags), each but .xlsx optionally .gz; or set the format in \
+                           the options";
+
+/// The lower-case extension of `path` (the part after the last dot, `.gz` removed) and whether it ended in `.gz`.
+fn extension(path: &Path) -> (String, bool) {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+    let (stem, gzip) = match name.strip_suffix(".gz") {
+        Some(stem) => (stem, true),
+        None => (name.as_str(), false),
+    };
+    (stem.rsplit_once('.').map(|(_, e)| e).unwrap_or("").to_owned(), gzip)
+}
+
 impl FileFormat {
-    /// The format named by `path`'s extension (case-insensitive).
+    /// The format of a classification file, from `path`'s extension (case-insensitive): `.tsv` is a table.
+    ///
+    /// ```
+    /// use datasets::FileFormat;
+    /// assert_eq!(FileFormat::for_classification("a/b.tsv".as_ref()).unwrap(), FileFormat::Tsv { gzip: false });
+    /// assert_eq!(FileFormat::for_classification("b.ndjson.gz".as_ref()).unwrap(), FileFormat::JsonLines { gzip: true });
+    /// assert!(FileFormat::for_classification("b.conll".as_ref()).is_err());
+    /// ```
+    pub fn for_classification(path: &Path) -> Result<Self> {
+        let (ext, gzip) = extension(path);
+        match (ext.as_str(), gzip) {
+            ("xlsx" | "xlsm", false) => Ok(Self::Xlsx),
+            ("csv", _) => Ok(Self::Csv { gzip }),
+            ("tsv", _) => Ok(Self::Tsv { gzip }),
+            ("jsonl" | "ndjson", _) => Ok(Self::JsonLines { gzip }),
+            _ => Err(DatasetError::UnsupportedFormat { path: path.to_path_buf(), accepted: CLASSIFICATION_FORMATS }),
+        }
+    }
+
+    /// The format of an NER file, from `path`'s extension (case-insensitive): `.tsv` is CoNLL.
+    ///
+    /// ```
+    /// use datasets::FileFormat;
+    /// assert_eq!(FileFormat::for_ner("a/b.tsv".as_ref()).unwrap(), FileFormat::Conll { gzip: false });
+    /// assert_eq!(FileFormat::for_ner("b.csv.gz".as_ref()).unwrap(), FileFormat::Csv { gzip: true });
+    /// ```
+    pub fn for_ner(path: &Path) -> Result<Self> {
+        let (ext, gzip) = extension(path);
+        match (ext.as_str(), gzip) {
+            ("xlsx" | "xlsm", false) => Ok(Self::Xlsx),
+            ("csv", _) => Ok(Self::Csv { gzip }),
+            ("jsonl" | "ndjson", _) => Ok(Self::JsonLines { gzip }),
+            ("conll" | "txt" | "tsv" | "bio" | "iob", _) => Ok(Self::Conll { gzip }),
+            _ => Err(DatasetError::UnsupportedFormat { path: path.to_path_buf(), accepted: NER_FORMATS }),
+        }
+    }
+
+    /// The format named by `path`'s extension as an NER file reads it (`.tsv` is CoNLL), as this function always
+    /// did; prefer [`for_classification`](Self::for_classification) or [`for_ner`](Self::for_ner).
     ///
     /// ```
     /// use datasets::FileFormat;
     /// assert_eq!(FileFormat::from_path("a/b.csv.gz".as_ref()).unwrap(), FileFormat::Csv { gzip: true });
     /// ```
     pub fn from_path(path: &Path) -> Result<Self> {
-        let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
-        let (stem, gzip) = match name.strip_suffix(".gz") {
-            Some(stem) => (stem, true),
-            None => (name.as_str(), false),
-        };
-        let ext = stem.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
-        match (ext, gzip) {
-            ("xlsx" | "xlsm", false) => Ok(Self::Xlsx),
-            ("csv", _) => Ok(Self::Csv { gzip }),
-            ("conll" | "txt" | "tsv" | "bio" | "iob", _) => Ok(Self::Conll { gzip }),
-            _ => Err(DatasetError::UnsupportedFormat(path.to_path_buf())),
-        }
+        Self::for_ner(path)
     }
 }
 
-/// The character encoding of a text (CSV or CoNLL) file.
+/// The character encoding of a text (CSV, TSV, JSON lines or CoNLL) file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TextEncoding {
     /// UTF-8; bytes that are not valid UTF-8 (the Kaggle NER CSV is Windows-1252) are read as Windows-1252, one

@@ -115,8 +115,47 @@ impl NerLabels {
     }
 }
 
+/// What a loader does with a label (a class value or an NER tag) outside the label set.
+///
+/// ```
+/// use datasets::UnknownLabels;
+/// assert!(UnknownLabels::Drop.drops("plot"));
+/// assert!(!UnknownLabels::Error.drops("plot"));
+/// let strict = UnknownLabels::ErrorExcept(vec!["plot".into()]);
+/// assert!(strict.drops("plot") && !strict.drops("neutral"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum UnknownLabels {
+    /// Drop the row (classification) or sentence (NER) and count it in the drop report (the Rotten Tomatoes
+    /// `plot` rows). The default.
+    #[default]
+    Drop,
+    /// Fail with [`DatasetError::UnknownLabel`], naming the label, the file and the row or line.
+    Error,
+    /// Drop and count rows or sentences whose unknown labels are all among these values (the ones reading the
+    /// training file dropped too); fail on any other label, as [`Error`](Self::Error) does. Validation and test files
+    /// are read this way against the training file's labels.
+    ErrorExcept(Vec<String>),
+}
+
+impl UnknownLabels {
+    /// Whether an unknown label can be an error (anything but [`Drop`](Self::Drop)).
+    pub fn is_strict(&self) -> bool {
+        !matches!(self, Self::Drop)
+    }
+
+    /// Whether an unknown `label` is dropped and counted (`true`) or an error (`false`).
+    pub fn drops(&self, label: &str) -> bool {
+        match self {
+            Self::Drop => true,
+            Self::Error => false,
+            Self::ErrorExcept(values) => values.iter().any(|v| v == label),
+        }
+    }
+}
+
 /// The entity type of an IOB2 tag (`B-x`/`I-x`), `None` for `O` and anything else.
-fn entity_type(tag: &str) -> Option<&str> {
+pub(crate) fn entity_type(tag: &str) -> Option<&str> {
     let rest = tag.strip_prefix("B-").or_else(|| tag.strip_prefix("I-"))?;
     if rest.is_empty() {
         None

@@ -1,9 +1,10 @@
-//! Data for the BERT multi-task tool: sentence classification (IMDB-style reviews) and NER
-//! (GMB/Kaggle or CoNLL-style data), reimplementing the notebook's data pipeline.
+//! Data for the BERT multi-task tool: sentence classification (IMDB-style reviews, or the user's own labelled
+//! texts) and NER (GMB/Kaggle, CoNLL or Hugging Face JSON-lines data), reimplementing the notebook's data pipeline.
 //!
-//! - **Loading**: XLSX (calamine, streamed), CSV and CSV.gz (UTF-8 or Windows-1252), CoNLL
-//!   text; configurable columns and labels; every dropped row counted by reason
-//!   ([`load_classification`], [`load_ner`], [`DropReport`]).
+//! - **Loading**: classification from CSV, TSV, JSON lines (each optionally gzip-compressed) and XLSX (calamine,
+//!   streamed); NER from the Kaggle table layout (XLSX, CSV), CoNLL text and JSON lines (`tokens`, `ner_tags`);
+//!   UTF-8 or Windows-1252; configurable columns; classes derived from the file or given; IOB1 tags read as IOB2;
+//!   every dropped row counted by reason ([`load_classification`], [`load_ner`], [`DropReport`]).
 //! - **Cleaning**: the notebook's `clean_text` (Beautiful Soup `html.parser` text, then two
 //!   regular expressions), reproduced exactly ([`clean_text`], [`html_to_text`]).
 //! - **Tokenization**: truncation without padding; NER labels aligned to sub-tokens by word
@@ -12,6 +13,11 @@
 //!   ([`train_test_split`], [`sample_indices`]).
 //! - **Cache** of tokenized datasets, keyed by the input bytes, options and tokenizer
 //!   ([`Cache`], [`prepare_classification`], [`prepare_ner`]).
+//! - **Given splits**: the user's train, validation and test files, the labels taken from the training file and
+//!   the other files read strictly against them, with where each split came from and how many validation and test
+//!   examples also occur in training ([`prepare_classification_files`], [`prepare_ner_files`],
+//!   [`PreparedDataset::sources`], [`PreparedDataset::leakage`]); a labelled file alone as a test set, to score a
+//!   trained model ([`prepare_classification_test`], [`prepare_ner_test`]).
 //! - **Batches**: length buckets, padding to the longest sequence in the batch, and `tch`
 //!   tensors ([`BucketSampler`], [`pad_batch`], `PaddedBatch::to_tensors` with the default
 //!   `tch` feature).
@@ -39,15 +45,19 @@ mod batch;
 mod cache;
 mod classification;
 mod clean;
+mod columns;
 mod conll;
 mod encode;
 mod error;
 mod format;
 mod html;
+mod jsonl;
+mod kaggle;
 mod labels;
 mod ner;
 mod prepare;
 mod report;
+mod sentences;
 mod split;
 mod table;
 #[cfg(feature = "tch")]
@@ -66,10 +76,15 @@ pub use encode::{
 pub use error::{DatasetError, Location, Result};
 pub use format::{FileFormat, TextEncoding};
 pub use html::{html_to_text, is_py_whitespace, MarkupRejected};
-pub use labels::NerLabels;
-pub use ner::{load_ner, NerData, NerOptions, NerSentence};
-pub use prepare::{prepare_classification, prepare_ner, PrepareOptions, PreparedDataset, ProcessedDataset};
+pub use labels::{NerLabels, UnknownLabels};
+pub use ner::{load_ner, NerData, NerOptions};
+pub use prepare::{
+    prepare_classification, prepare_classification_files, prepare_classification_test, prepare_ner, prepare_ner_files,
+    prepare_ner_test, FileReport, Leakage, PrepareOptions, PreparedDataset, ProcessedDataset, SplitFiles, SplitName,
+    SplitSource, SplitSources,
+};
 pub use report::{DropReason, DropReport};
+pub use sentences::NerSentence;
 pub use split::{sample_indices, seeded_rng, shuffle, train_test_split, Split, TestSize};
 pub use table::read_table;
 #[cfg(feature = "tch")]

@@ -1,37 +1,51 @@
-//! Token classification (NER) data: the Kaggle/GMB table layout and CoNLL text.
+//! Token classification (NER) data: options, the loaded data, and the dispatch to the readers of each layout
+//! (the Kaggle/GMB table, CoNLL text, JSON lines), which all feed [`crate::sentences`].
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::conll::parse_conll;
-use crate::error::Result;
+use crate::error::{Location, Result};
 use crate::format::{read_text, FileFormat, TextEncoding};
-use crate::labels::NerLabels;
-use crate::report::{DropReason, DropReport};
-use crate::table::{for_each_row, Columns, TableSource};
+use crate::jsonl::{read_ner, NerFields};
+use crate::kaggle::{read_kaggle, KaggleColumns};
+use crate::labels::{NerLabels, UnknownLabels};
+use crate::report::DropReport;
+use crate::sentences::{NerSentence, SentenceBuilder};
+use crate::table::TableSource;
 
 /// How to read an NER file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NerOptions {
-    /// Column with the sentence id, filled on each sentence's first row (default `Sentence #`).
+    /// Kaggle layout: column with the sentence id, filled on each sentence's first row (default `Sentence #`).
     pub sentence_column: String,
-    /// Column with the word (default `Word`).
+    /// Kaggle layout: column with the word (default `Word`).
     pub word_column: String,
-    /// Column with the IOB tag (default `Tag`).
+    /// Kaggle layout: column with the IOB tag (default `Tag`).
     pub tag_column: String,
-    /// Column with the part-of-speech tag (default `POS`), read only when `keep_pos` is set.
+    /// Kaggle layout: column with the part-of-speech tag (default `POS`), read only when `keep_pos` is set.
     pub pos_column: String,
-    /// Whether to keep part-of-speech tags (when the column exists).
+    /// Whether to keep part-of-speech tags (the Kaggle column, or CoNLL's second column when there are more than
+    /// two).
     pub keep_pos: bool,
+    /// JSON lines: the field with the list of words (default `tokens`).
+    pub tokens_field: String,
+    /// JSON lines: the field with the list of tags (default `ner_tags`), tag strings or integer ids into
+    /// `label_names`.
+    pub tags_field: String,
+    /// JSON lines: the tag names integer tags index (a Hugging Face `ClassLabel`'s names, id = position). Integer
+    /// tags without them are an error.
+    pub label_names: Option<Vec<String>>,
     /// The tag set; derived from the data when `None` (see [`NerLabels::derive`]).
     pub labels: Option<NerLabels>,
+    /// What to do with a sentence holding a tag outside the tag set (default: drop it and count it).
+    pub unknown_labels: UnknownLabels,
     /// Worksheet (XLSX); the first sheet when `None`.
     pub sheet: Option<String>,
-    /// Encoding of CSV/CoNLL input.
+    /// Encoding of CSV, TSV, CoNLL and JSON-lines input.
     pub encoding: TextEncoding,
-    /// Format; from the file extension when `None`.
+    /// Format; from the file extension when `None` (see [`FileFormat::for_ner`]).
     pub format: Option<FileFormat>,
 }
 
@@ -43,25 +57,16 @@ impl Default for NerOptions {
             tag_column: "Tag".into(),
             pos_column: "POS".into(),
             keep_pos: false,
+            tokens_field: "tokens".into(),
+            tags_field: "ner_tags".into(),
+            label_names: None,
             labels: None,
+            unknown_labels: UnknownLabels::Drop,
             sheet: None,
             encoding: TextEncoding::Auto,
             format: None,
         }
     }
-}
-
-/// One sentence: its words and their label ids.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NerSentence {
-    /// The sentence id (`Sentence: 12`, or `line N` for CoNLL input).
-    pub id: String,
-    /// The words.
-    pub words: Vec<String>,
-    /// The label id of each word (see [`NerData::labels`]).
-    pub tags: Vec<u32>,
-    /// Part-of-speech tags, when asked for and present.
-    pub pos: Option<Vec<String>>,
 }
 
 /// A loaded NER file.
@@ -71,12 +76,14 @@ pub struct NerData {
     pub sentences: Vec<NerSentence>,
     /// The tag set; label ids index it.
     pub labels: NerLabels,
-    /// Token rows read (kept + dropped).
+    /// Tokens read (kept + dropped): table rows, CoNLL token lines, or JSON-lines list items.
     pub tokens_read: u64,
     /// Tokens dropped before grouping (missing word, tag or sentence id).
     pub dropped_tokens: DropReport,
-    /// Sentences dropped (holding a tag outside the label set).
+    /// Sentences dropped (holding a tag outside the label set; an empty JSON-lines sentence).
     pub dropped_sentences: DropReport,
+    /// `I-X` tags that started an entity (IOB1) and were read as `B-X` (IOB2).
+    pub iob1_tags_converted: u64,
 }
 
 impl NerData {
@@ -86,130 +93,16 @@ impl NerData {
     }
 }
 
-/// A sentence being collected, tags still as interned strings.
-struct RawSentence {
-    id: String,
-    words: Vec<String>,
-    tags: Vec<u32>,
-    pos: Option<Vec<String>>,
-}
-
-/// Groups token rows into sentences (by sentence key, in order of first appearance, as
-/// pandas' `groupby` does but without sorting the keys) and interns the tags.
-pub(crate) struct SentenceBuilder {
-    sentences: Vec<RawSentence>,
-    by_key: HashMap<String, usize>,
-    tag_names: Vec<String>,
-    tag_ids: HashMap<String, u32>,
-    keep_pos: bool,
-    pub(crate) tokens_read: u64,
-    pub(crate) dropped_tokens: DropReport,
-}
-
-impl SentenceBuilder {
-    pub(crate) fn new(keep_pos: bool) -> Self {
-        Self {
-            sentences: Vec::new(),
-            by_key: HashMap::new(),
-            tag_names: Vec::new(),
-            tag_ids: HashMap::new(),
-            keep_pos,
-            tokens_read: 0,
-            dropped_tokens: DropReport::new("tokens"),
-        }
-    }
-
-    pub(crate) fn intern(&mut self, tag: &str) -> u32 {
-        if let Some(&id) = self.tag_ids.get(tag) {
-            return id;
-        }
-        let id = u32::try_from(self.tag_names.len()).unwrap_or(u32::MAX);
-        self.tag_names.push(tag.to_owned());
-        self.tag_ids.insert(tag.to_owned(), id);
-        id
-    }
-
-    /// Index of the sentence with this key, created if new.
-    pub(crate) fn sentence(&mut self, key: &str) -> usize {
-        if let Some(&i) = self.by_key.get(key) {
-            return i;
-        }
-        let i = self.sentences.len();
-        self.sentences.push(RawSentence {
-            id: key.to_owned(),
-            words: Vec::new(),
-            tags: Vec::new(),
-            pos: self.keep_pos.then(Vec::new),
-        });
-        self.by_key.insert(key.to_owned(), i);
-        i
-    }
-
-    /// Starts a sentence that no later key can join (CoNLL input).
-    pub(crate) fn new_sentence(&mut self, id: String) -> usize {
-        let i = self.sentences.len();
-        self.sentences.push(RawSentence { id, words: Vec::new(), tags: Vec::new(), pos: self.keep_pos.then(Vec::new) });
-        i
-    }
-
-    pub(crate) fn push(&mut self, sentence: usize, word: &str, tag: &str, pos: Option<&str>) {
-        let tag = self.intern(tag.trim());
-        self.push_interned(sentence, word.to_owned(), tag, pos.map(str::to_owned));
-    }
-
-    pub(crate) fn push_interned(&mut self, sentence: usize, word: String, tag: u32, pos: Option<String>) {
-        if let Some(s) = self.sentences.get_mut(sentence) {
-            s.words.push(word);
-            s.tags.push(tag);
-            if let Some(p) = s.pos.as_mut() {
-                p.push(pos.unwrap_or_default());
-            }
-        }
-    }
-
-    /// Resolves the tags against the label set (given or derived) and drops sentences with
-    /// unknown tags.
-    pub(crate) fn finish(self, labels: Option<NerLabels>) -> NerData {
-        let labels = labels.unwrap_or_else(|| NerLabels::derive(self.tag_names.iter().map(String::as_str)));
-        let resolved: Vec<Option<u32>> = self.tag_names.iter().map(|t| labels.id(t)).collect();
-        let mut dropped_sentences = DropReport::new("sentences");
-        let mut sentences = Vec::with_capacity(self.sentences.len());
-        for raw in self.sentences {
-            if raw.words.is_empty() {
-                continue;
-            }
-            let tags: Option<Vec<u32>> =
-                raw.tags.iter().map(|&t| resolved.get(t as usize).copied().flatten()).collect();
-            match tags {
-                Some(tags) => sentences.push(NerSentence { id: raw.id, words: raw.words, tags, pos: raw.pos }),
-                None => {
-                    dropped_sentences.add(DropReason::UnknownTag);
-                    for &t in &raw.tags {
-                        if resolved.get(t as usize).copied().flatten().is_none() {
-                            if let Some(name) = self.tag_names.get(t as usize) {
-                                dropped_sentences.note_value(name);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        NerData {
-            sentences,
-            labels,
-            tokens_read: self.tokens_read,
-            dropped_tokens: self.dropped_tokens,
-            dropped_sentences,
-        }
-    }
-}
-
-/// Loads an NER file: the Kaggle layout (`Sentence #`, `Word`, `Tag`, optional `POS`) from
-/// XLSX, CSV or CSV.gz, or CoNLL text (`token<TAB>tag` lines, blank lines between sentences).
+/// Loads an NER file: the Kaggle layout (`Sentence #`, `Word`, `Tag`, optional `POS`) from XLSX, CSV or CSV.gz;
+/// CoNLL text (the token first, the tag in the last column, tab or whitespace separated, `-DOCSTART-` lines
+/// skipped, blank lines between sentences); or JSON lines with `tokens` and `ner_tags` lists (tag strings, or
+/// integer ids with [`NerOptions::label_names`]).
 ///
-/// `Sentence #` is forward-filled; tokens with a missing word or tag are dropped (as pandas'
-/// `dropna` does, but the word `None` and error cells like `#NAME?` are kept as words);
-/// sentences holding a tag outside the label set are dropped and counted.
+/// Kaggle layout: `Sentence #` is forward-filled; tokens with a missing word or tag are dropped (as pandas'
+/// `dropna` does, but the word `None` and error cells like `#NAME?` are kept as words).
+/// Every layout: IOB1 tags are read as IOB2 (an `I-X` that starts an entity becomes `B-X`; counted in
+/// [`NerData::iob1_tags_converted`], with a warning); sentences holding a tag outside the label set are dropped
+/// and counted, or are an error (see [`NerOptions::unknown_labels`]).
 ///
 /// ```no_run
 /// use datasets::{load_ner, NerOptions};
@@ -221,23 +114,61 @@ pub fn load_ner(path: impl AsRef<Path>, options: &NerOptions) -> Result<NerData>
     let path = path.as_ref();
     let format = match options.format {
         Some(f) => f,
-        None => FileFormat::from_path(path)?,
+        None => FileFormat::for_ner(path)?,
     };
-    let mut builder = SentenceBuilder::new(options.keep_pos);
-    match format {
+    let mut builder = SentenceBuilder::new(options.keep_pos, options.unknown_labels.is_strict());
+    let file = Location::file(path);
+    let grouped = match format {
         FileFormat::Conll { gzip } => {
             let text = read_text(path, gzip, options.encoding)?;
             parse_conll(path, &text, &mut builder)?;
+            builder.finish(options.labels.clone(), &options.unknown_labels, |line| file.clone().with_line(line))?
         }
-        FileFormat::Xlsx | FileFormat::Csv { .. } => {
-            read_table(path, format, options, &mut builder)?;
+        FileFormat::JsonLines { gzip } => {
+            let text = read_text(path, gzip, options.encoding)?;
+            let fields = NerFields {
+                tokens: &options.tokens_field,
+                tags: &options.tags_field,
+                label_names: options.label_names.as_deref(),
+            };
+            read_ner(path, &text, fields, &mut builder)?;
+            builder.finish(options.labels.clone(), &options.unknown_labels, |line| file.clone().with_line(line))?
         }
-    }
-    let data = builder.finish(options.labels.clone());
+        FileFormat::Xlsx | FileFormat::Csv { .. } | FileFormat::Tsv { .. } => {
+            let source = TableSource { path, format, sheet: options.sheet.as_deref(), encoding: options.encoding };
+            let columns = KaggleColumns {
+                sentence: &options.sentence_column,
+                word: &options.word_column,
+                tag: &options.tag_column,
+                pos: options.keep_pos.then_some(options.pos_column.as_str()),
+            };
+            read_kaggle(source, columns, &mut builder)?;
+            let table = match &options.sheet {
+                Some(sheet) if format == FileFormat::Xlsx => file.clone().with_sheet(sheet),
+                _ => file.clone(),
+            };
+            builder.finish(options.labels.clone(), &options.unknown_labels, |row| table.clone().with_row(row))?
+        }
+    };
+    let data = NerData {
+        sentences: grouped.sentences,
+        labels: grouped.labels,
+        tokens_read: grouped.tokens_read,
+        dropped_tokens: grouped.dropped_tokens,
+        dropped_sentences: grouped.dropped_sentences,
+        iob1_tags_converted: grouped.iob1_tags_converted,
+    };
     for report in [&data.dropped_tokens, &data.dropped_sentences] {
         if !report.is_empty() {
             tracing::warn!(path = %path.display(), "{report}");
         }
+    }
+    if data.iob1_tags_converted > 0 {
+        tracing::warn!(
+            path = %path.display(),
+            "the tags looked like IOB1 (an I- tag starting an entity): {} tag(s) were converted to IOB2 (read as B-)",
+            data.iob1_tags_converted
+        );
     }
     tracing::info!(
         path = %path.display(),
@@ -246,34 +177,4 @@ pub fn load_ner(path: impl AsRef<Path>, options: &NerOptions) -> Result<NerData>
         "loaded NER data"
     );
     Ok(data)
-}
-
-fn read_table(path: &Path, format: FileFormat, options: &NerOptions, builder: &mut SentenceBuilder) -> Result<()> {
-    let source = TableSource { path, format, sheet: options.sheet.as_deref(), encoding: options.encoding };
-    let required = [options.sentence_column.as_str(), options.word_column.as_str(), options.tag_column.as_str()];
-    let optional_pos = [options.pos_column.as_str()];
-    let optional: &[&str] = if options.keep_pos { &optional_pos } else { &[] };
-    let mut current: Option<usize> = None;
-    for_each_row(source, Columns { required: &required, optional }, |_row, cells| {
-        builder.tokens_read += 1;
-        let cell = |i: usize| cells.get(i).and_then(|c| c.as_deref());
-        if let Some(key) = cell(0) {
-            current = Some(builder.sentence(key));
-        }
-        let reason = match (current, cell(1), cell(2)) {
-            (Some(sentence), Some(_), Some(tag)) => {
-                let tag = builder.intern(tag.trim());
-                let pos = cell(3).map(str::to_owned);
-                let word = cells.get_mut(1).and_then(Option::take).unwrap_or_default();
-                builder.push_interned(sentence, word.into_owned(), tag, pos);
-                return Ok(());
-            }
-            (_, None, _) => &options.word_column,
-            (_, _, None) => &options.tag_column,
-            (None, _, _) => &options.sentence_column,
-        };
-        builder.dropped_tokens.add(DropReason::Missing(reason.clone()));
-        Ok(())
-    })?;
-    Ok(())
 }

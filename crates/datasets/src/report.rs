@@ -63,6 +63,28 @@ impl DropReport {
         *self.counts.entry(reason).or_insert(0) += 1;
     }
 
+    /// Counts `count` dropped items for `reason` (nothing when `count` is 0).
+    pub fn add_many(&mut self, reason: DropReason, count: u64) {
+        if count > 0 {
+            *self.counts.entry(reason).or_insert(0) += count;
+        }
+    }
+
+    /// Adds another report's counts and values to this one (the reports of several files).
+    pub fn merge(&mut self, other: &DropReport) {
+        for (reason, count) in &other.counts {
+            self.add_many(reason.clone(), *count);
+        }
+        for (value, count) in &other.values {
+            *self.values.entry(value.clone()).or_insert(0) += count;
+        }
+    }
+
+    /// The offending values recorded (unknown labels or tags), in sorted order.
+    pub fn offending_values(&self) -> impl Iterator<Item = &str> {
+        self.values.keys().map(String::as_str)
+    }
+
     /// Counts one dropped item and the value that caused it.
     pub fn add_value(&mut self, reason: DropReason, value: &str) {
         self.add(reason);

@@ -1,10 +1,11 @@
-//! Streaming rows of named columns out of XLSX and CSV files.
+//! Streaming rows of named columns out of XLSX, CSV, TSV and JSON-lines files.
 
 use std::borrow::Cow;
 use std::path::Path;
 
 use calamine::{open_workbook, DataRef, Reader, Xlsx};
 
+use crate::columns::{locate_columns, Columns};
 use crate::error::{DatasetError, Location, Result};
 use crate::format::{read_text, FileFormat, TextEncoding};
 
@@ -18,20 +19,14 @@ pub(crate) struct TableSource<'a> {
     pub encoding: TextEncoding,
 }
 
-/// The columns to hand to the row callback: all `required` ones, then the `optional` ones
-/// (always `None` where the header lacks them).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Columns<'a> {
-    pub required: &'a [&'a str],
-    pub optional: &'a [&'a str],
-}
-
-/// Streams the named columns of a table file (XLSX, CSV, CSV.gz), row by row.
+/// Streams the named columns of a table file (XLSX, CSV, TSV, JSON lines; CSV, TSV and JSON lines optionally
+/// gzip-compressed), row by row.
 ///
 /// Calls `f(row, cells)` for every data row in file order, with `cells[i]` the value of
 /// `columns[i]` (`None` when missing or empty; the callback may take the values); `row` is
-/// 1-based with the header as row 1.
-/// The format comes from the extension; `sheet` picks an XLSX worksheet (default: the first).
+/// 1-based with the header as row 1 (the line, for JSON lines, whose first object's keys stand for the header).
+/// The format comes from the extension (as [`FileFormat::for_classification`] reads it); `sheet` picks an XLSX
+/// worksheet (default: the first).
 ///
 /// ```no_run
 /// let mut rows = 0;
@@ -45,14 +40,19 @@ pub fn read_table<F>(path: &Path, sheet: Option<&str>, encoding: TextEncoding, c
 where
     F: FnMut(u64, &mut [Option<Cow<'_, str>>]) -> Result<()>,
 {
-    let source = TableSource { path, format: FileFormat::from_path(path)?, sheet, encoding };
-    for_each_row(source, Columns { required: columns, optional: &[] }, f)
+    let source = TableSource { path, format: FileFormat::for_classification(path)?, sheet, encoding };
+    let required: Vec<[&str; 1]> = columns.iter().map(|c| [*c]).collect();
+    let required: Vec<&[&str]> = required.iter().map(|c| c.as_slice()).collect();
+    for_each_row(source, Columns { required: &required, optional: &[] }, f)?;
+    Ok(())
 }
 
 /// Calls `f(row_number, cells)` for every data row, in file order. Row numbers are 1-based
-/// with the header as row 1 (spreadsheet numbering; for CSV the record number).
+/// with the header as row 1 (spreadsheet numbering; for CSV and TSV the record number; for JSON lines the line).
 /// A cell is `None` when it is missing or empty.
-pub(crate) fn for_each_row<F>(source: TableSource<'_>, columns: Columns<'_>, f: F) -> Result<()>
+///
+/// Returns the header names the required columns were found under (one per required column).
+pub(crate) fn for_each_row<F>(source: TableSource<'_>, columns: Columns<'_>, f: F) -> Result<Vec<String>>
 where
     F: FnMut(u64, &mut [Option<Cow<'_, str>>]) -> Result<()>,
 {
@@ -60,7 +60,15 @@ where
         FileFormat::Xlsx => xlsx_rows(source, columns, f),
         FileFormat::Csv { gzip } => {
             let text = read_text(source.path, gzip, source.encoding)?;
-            csv_rows(source.path, &text, columns, f)
+            csv_rows(source.path, &text, b',', columns, f)
+        }
+        FileFormat::Tsv { gzip } => {
+            let text = read_text(source.path, gzip, source.encoding)?;
+            csv_rows(source.path, &text, b'\t', columns, f)
+        }
+        FileFormat::JsonLines { gzip } => {
+            let text = read_text(source.path, gzip, source.encoding)?;
+            crate::jsonl::object_rows(source.path, &text, columns, f)
         }
         FileFormat::Conll { .. } => {
             Err(DatasetError::InvalidOption(format!("{}: a CoNLL file has no named columns", source.path.display())))
@@ -68,25 +76,18 @@ where
     }
 }
 
-/// Maps the header to the positions of the wanted columns.
-fn locate_columns(location: &Location, header: &[String], columns: Columns<'_>) -> Result<Vec<Option<usize>>> {
-    let find = |name: &str| {
-        header.iter().position(|h| h == name).or_else(|| header.iter().position(|h| h.trim() == name.trim()))
-    };
-    let missing: Vec<String> =
-        columns.required.iter().filter(|name| find(name).is_none()).map(|name| (*name).to_owned()).collect();
-    if !missing.is_empty() {
-        return Err(DatasetError::MissingColumns { location: location.clone(), missing, found: header.to_vec() });
-    }
-    Ok(columns.required.iter().chain(columns.optional).map(|name| find(name)).collect())
-}
-
-fn csv_rows<F>(path: &Path, text: &str, columns: Columns<'_>, mut f: F) -> Result<()>
+fn csv_rows<F>(path: &Path, text: &str, delimiter: u8, columns: Columns<'_>, mut f: F) -> Result<Vec<String>>
 where
     F: FnMut(u64, &mut [Option<Cow<'_, str>>]) -> Result<()>,
 {
     let location = Location::file(path);
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
+    // TSV has no quoting (a quote is part of the text); CSV quotes as RFC 4180 and pandas do.
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .quoting(delimiter != b'\t')
+        .from_reader(text.as_bytes());
     let mut record = csv::StringRecord::new();
     let csv_error = |row: u64, e: csv::Error| DatasetError::Csv {
         location: Location::file(path).with_row(row),
@@ -97,7 +98,7 @@ where
         return Err(DatasetError::EmptyFile(location));
     }
     let header: Vec<String> = record.iter().map(str::to_owned).collect();
-    let positions = locate_columns(&location, &header, columns)?;
+    let (positions, names) = locate_columns(&location, &header, columns)?;
     let mut row: u64 = 1;
     loop {
         row += 1;
@@ -116,7 +117,7 @@ where
             .collect();
         f(row, &mut cells)?;
     }
-    Ok(())
+    Ok(names)
 }
 
 /// The text a cell stands for, or the name of its type when it cannot stand for text.
@@ -146,7 +147,7 @@ fn format_float(x: f64) -> String {
     }
 }
 
-fn xlsx_rows<F>(source: TableSource<'_>, columns: Columns<'_>, mut f: F) -> Result<()>
+fn xlsx_rows<F>(source: TableSource<'_>, columns: Columns<'_>, mut f: F) -> Result<Vec<String>>
 where
     F: FnMut(u64, &mut [Option<Cow<'_, str>>]) -> Result<()>,
 {
@@ -211,8 +212,8 @@ where
     if header_row.is_none() || header.iter().all(String::is_empty) {
         return Err(DatasetError::EmptyFile(location));
     }
-    let positions = locate_columns(&location, &header, columns)?;
-    let names: Vec<&str> = columns.required.iter().chain(columns.optional).copied().collect();
+    let (positions, found) = locate_columns(&location, &header, columns)?;
+    let names: Vec<&str> = found.iter().map(String::as_str).chain(columns.optional.iter().copied()).collect();
     // Column index -> slot in the row handed to `f`.
     let mut slot_of: Vec<Option<usize>> = vec![None; header.len()];
     for (slot, pos) in positions.iter().enumerate() {
@@ -259,7 +260,7 @@ where
     if let Some(prev) = current_row {
         emit(prev, &mut values)?;
     }
-    Ok(())
+    Ok(found)
 }
 
 #[cfg(test)]

@@ -1,20 +1,24 @@
 //! The configuration of a multi-task model: the encoder's, the label sets of both tasks, pooling and head dropout.
 
 use crate::error::{HeadsError, Result};
+use crate::task::Task;
 use encoder::{BertConfig, Pooling};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
 /// Everything needed to build a [`MultiTaskModel`](crate::MultiTaskModel) (and saved in its checkpoints).
 ///
-/// The number of outputs of each head is the number of its labels: label `i` is output `i`.
+/// The number of outputs of each head is the number of its labels: label `i` is output `i`. A task with no labels
+/// has no head (a model trained on the other task only).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MultiTaskConfig {
     /// The shared encoder.
     pub encoder: BertConfig,
-    /// The sentence classes, in output order.
+    /// The sentence classes, in output order (empty: no classification head).
+    #[serde(default)]
     pub classification_labels: Vec<String>,
-    /// The NER tags (e.g. `O`, `B-PER`, `I-PER`, ...), in output order.
+    /// The NER tags (e.g. `O`, `B-PER`, `I-PER`, ...), in output order (empty: no NER head).
+    #[serde(default)]
     pub ner_labels: Vec<String>,
     /// How the classification head pools the token states into a sentence vector.
     pub pooling: Pooling,
@@ -46,6 +50,24 @@ impl MultiTaskConfig {
         Ok(Self::new(encoder, classification_labels, ner_labels, pooling))
     }
 
+    /// The labels of `task`'s head, in output order (empty when the model has no head for it).
+    pub fn labels(&self, task: Task) -> &[String] {
+        match task {
+            Task::Classification => &self.classification_labels,
+            Task::Ner => &self.ner_labels,
+        }
+    }
+
+    /// Whether the model has a head for `task` (it has labels).
+    pub fn has_task(&self, task: Task) -> bool {
+        !self.labels(task).is_empty()
+    }
+
+    /// The tasks with a head, in [`Task::ALL`] order.
+    pub fn tasks(&self) -> Vec<Task> {
+        Task::ALL.into_iter().filter(|&task| self.has_task(task)).collect()
+    }
+
     /// Number of sentence classes (outputs of the classification head).
     pub fn num_classes(&self) -> i64 {
         self.classification_labels.len() as i64
@@ -56,17 +78,20 @@ impl MultiTaskConfig {
         self.ner_labels.len() as i64
     }
 
-    /// Checks the encoder configuration, that both label lists are non-empty without duplicates, and that the
-    /// head dropout is a probability in `[0, 1)`.
+    /// Checks the encoder configuration, that at least one task has labels, that no label list has duplicates,
+    /// and that the head dropout is a probability in `[0, 1)`.
     pub fn validate(&self) -> Result<()> {
         self.encoder.validate().map_err(|message| HeadsError::InvalidConfig(format!("encoder: {message}")))?;
-        for (task, labels) in [("classification", &self.classification_labels), ("NER", &self.ner_labels)] {
-            if labels.is_empty() {
-                return Err(HeadsError::InvalidConfig(format!("no {task} labels: the head needs at least one")));
-            }
+        if self.tasks().is_empty() {
+            return Err(HeadsError::InvalidConfig(
+                "no labels for any task: a model needs classification labels, NER labels, or both".into(),
+            ));
+        }
+        for task in Task::ALL {
+            let labels = self.labels(task);
             let mut seen = HashSet::with_capacity(labels.len());
             if let Some(duplicate) = labels.iter().find(|label| !seen.insert(label.as_str())) {
-                return Err(HeadsError::InvalidConfig(format!("{task} label `{duplicate}` appears twice")));
+                return Err(HeadsError::InvalidConfig(format!("{} label `{duplicate}` appears twice", task.title())));
             }
         }
         if !(0.0..1.0).contains(&self.head_dropout) {
@@ -99,8 +124,11 @@ mod tests {
     #[test]
     fn bad_label_sets_and_dropout_are_rejected() {
         let base = MultiTaskConfig::new(BertConfig::default(), labels(&["a"]), labels(&["O"]), Pooling::Mean);
-        let empty = MultiTaskConfig { ner_labels: vec![], ..base.clone() };
-        assert!(empty.validate().unwrap_err().to_string().contains("no NER labels"));
+        let one_task = MultiTaskConfig { ner_labels: vec![], ..base.clone() };
+        assert_eq!(one_task.tasks(), [Task::Classification]);
+        assert!(one_task.validate().is_ok());
+        let empty = MultiTaskConfig { classification_labels: vec![], ..one_task };
+        assert!(empty.validate().unwrap_err().to_string().contains("no labels for any task"));
         let duplicate = MultiTaskConfig { classification_labels: labels(&["a", "b", "a"]), ..base.clone() };
         assert!(duplicate.validate().unwrap_err().to_string().contains("`a` appears twice"));
         let dropout = MultiTaskConfig { head_dropout: 1.0, ..base.clone() };

@@ -33,6 +33,12 @@ pub enum HeadsError {
     /// A model configuration that cannot be built (no labels, duplicate labels, bad dropout, ...).
     #[error("invalid model configuration: {0}")]
     InvalidConfig(String),
+    /// The model has no head for a task (it was trained without that task's data).
+    #[error("the model has no {} head: it was trained without {} data", task.title(), task.title())]
+    NoHead {
+        /// The task asked for.
+        task: crate::task::Task,
+    },
     /// An input the model cannot take (wrong rank or width, ...).
     #[error("invalid input: {0}")]
     InvalidInput(String),

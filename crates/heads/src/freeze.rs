@@ -10,7 +10,8 @@
 //! | `all_adaptive[:input_lr:output_lr]` | everything, with learning rates rising geometrically from the embeddings (`input_lr`, default 1e-6) through each encoder layer to the heads (`output_lr`, default 1e-4) |
 
 use crate::error::{HeadsError, Result};
-use crate::model::{MultiTaskModel, Task};
+use crate::model::MultiTaskModel;
+use crate::task::Task;
 use encoder::model::EncoderPart;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -67,16 +68,16 @@ impl ParamGroup {
         self.parameters.iter().map(|(_, tensor)| tensor.numel() as i64).sum()
     }
 
-    /// The group without the variables of `task`'s head (shallow clones): what trains while the other task does,
-    /// in separate mode. `None` keeps every variable.
-    pub fn without_head(&self, task: Option<Task>) -> ParamGroup {
+    /// The group restricted to the encoder's variables and the heads of `tasks` (shallow clones): what trains in a
+    /// phase that trains those tasks, so another task's head is never moved by the optimizer meanwhile.
+    pub fn for_tasks(&self, tasks: &[Task]) -> ParamGroup {
         ParamGroup {
             name: self.name.clone(),
             lr: self.lr,
             parameters: self
                 .parameters
                 .iter()
-                .filter(|(name, _)| task.is_none() || Task::of_variable(name) != task)
+                .filter(|(name, _)| Task::of_variable(name).is_none_or(|task| tasks.contains(&task)))
                 .map(|(name, tensor)| (name.clone(), tensor.shallow_clone()))
                 .collect(),
         }
@@ -514,8 +515,8 @@ mod tests {
         let output = model.forward_t(&ids, &mask, None, false).expect("forward");
         let classes = Tensor::from_slice(&[2i64, 0]);
         let tags = Tensor::from_slice(&[0i64, 1, 2, 0, 3, 0, 0, 4, 0, 0, 0, 0]);
-        output.classification_logits.cross_entropy_for_logits(&classes)
-            + output.ner_logits.view([-1, 5]).cross_entropy_for_logits(&tags)
+        output.classification_logits.expect("classification").cross_entropy_for_logits(&classes)
+            + output.ner_logits.expect("ner").view([-1, 5]).cross_entropy_for_logits(&tags)
     }
 
     #[test]
@@ -659,16 +660,16 @@ mod tests {
     }
 
     #[test]
-    fn a_group_without_a_head_and_the_weight_decay_rule() {
+    fn a_group_for_some_tasks_and_the_weight_decay_rule() {
         let model = tiny(Pooling::Mean);
         let groups = FreezeStrategy::All.apply(&model, 1e-3).expect("apply");
         let all: Vec<String> = groups[0].parameters.iter().map(|(n, _)| n.clone()).collect();
         let without_ner: Vec<String> =
-            groups[0].without_head(Some(Task::Ner)).parameters.into_iter().map(|(n, _)| n).collect();
+            groups[0].for_tasks(&[Task::Classification]).parameters.into_iter().map(|(n, _)| n).collect();
         assert_eq!(without_ner.len(), all.len() - 2);
         assert!(without_ner.iter().all(|n| !n.starts_with("ner_head.")));
         assert!(without_ner.iter().any(|n| n.starts_with("classification_head.")));
-        assert_eq!(groups[0].without_head(None).parameters.len(), all.len());
+        assert_eq!(groups[0].for_tasks(&Task::ALL).parameters.len(), all.len());
         assert!(takes_weight_decay("encoder.layer.0.attention.self.query.weight"));
         assert!(takes_weight_decay("ner_head.weight"));
         assert!(!takes_weight_decay("encoder.layer.0.attention.self.query.bias"));

@@ -32,8 +32,8 @@
 //! let input_ids = Tensor::from_slice(&[101i64, 7592, 2088, 102]).view([1, 4]);
 //! let mask = input_ids.ones_like();
 //! let output = model.forward_t(&input_ids, &mask, None, false)?;
-//! assert_eq!(output.classification_logits.size(), [1, 2]);
-//! assert_eq!(output.ner_logits.size(), [1, 4, 3]);
+//! assert_eq!(output.classification_logits.map(|l| l.size()), Some(vec![1, 2]));
+//! assert_eq!(output.ner_logits.map(|l| l.size()), Some(vec![1, 4, 3]));
 //!
 //! model.save(Path::new("runs/checkpoint"), pretrained, Some(FreezeStrategy::HeadsOnly))?;
 //! let reloaded = MultiTaskModel::load(Path::new("runs/checkpoint"), Device::Cpu)?;
@@ -49,6 +49,7 @@ pub mod freeze;
 pub mod head;
 pub mod model;
 pub mod pipeline;
+pub mod task;
 
 pub use checkpoint::{CheckpointMeta, CHECKPOINT_FORMAT_VERSION};
 pub use config::MultiTaskConfig;
@@ -58,5 +59,6 @@ pub use freeze::{
     ParameterCount,
 };
 pub use head::{ClassificationHead, TokenClassificationHead};
-pub use model::{MultiTaskModel, MultiTaskOutput, Task};
+pub use model::{MultiTaskModel, MultiTaskOutput};
 pub use pipeline::{ClassPrediction, EntitySpan, Prediction};
+pub use task::{PerTask, Task, CLASSIFICATION_HEAD, NER_HEAD};

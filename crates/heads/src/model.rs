@@ -1,81 +1,40 @@
 //! `MultiTaskModel`: one shared BERT encoder with a sentence classification head and a NER head (the notebook's
-//! `MultiTaskSentenceTransformer`).
+//! `MultiTaskSentenceTransformer`), or with one of them only (a model trained on one task).
 
 use crate::config::MultiTaskConfig;
 use crate::error::{HeadsError, Result};
 use crate::head::{ClassificationHead, TokenClassificationHead};
+use crate::task::Task;
 use encoder::{copy_encoder_weights, read_checkpoint, BertModel, ModelFiles, Pooling, Precision};
-use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::{nn, Device, Tensor};
 
-/// Name of the classification head's variables (`classification_head.weight`, `classification_head.bias`).
-pub const CLASSIFICATION_HEAD: &str = "classification_head";
-/// Name of the NER head's variables (`ner_head.weight`, `ner_head.bias`).
-pub const NER_HEAD: &str = "ner_head";
-
-/// One of the two tasks, each with its own head.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Task {
-    /// Sentence classification (`classification_head.*`).
-    Classification,
-    /// Named-entity recognition, a class per token (`ner_head.*`).
-    Ner,
-}
-
-impl Task {
-    /// Both tasks, classification first.
-    pub const BOTH: [Task; 2] = [Task::Classification, Task::Ner];
-
-    /// The name of the task's head, the prefix of its variables.
-    pub fn head_name(self) -> &'static str {
-        match self {
-            Self::Classification => CLASSIFICATION_HEAD,
-            Self::Ner => NER_HEAD,
-        }
-    }
-
-    /// The task whose head holds the variable `name`; `None` for the encoder's variables.
-    pub fn of_variable(name: &str) -> Option<Task> {
-        let module = name.split_once('.').map(|(module, _)| module)?;
-        Self::BOTH.into_iter().find(|task| task.head_name() == module)
-    }
-}
-
-impl std::fmt::Display for Task {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Classification => "classification",
-            Self::Ner => "ner",
-        })
-    }
-}
-
-/// What [`MultiTaskModel::forward_t`] returns.
+/// What [`MultiTaskModel::forward_t`] returns: the logits of each head the model has.
 #[derive(Debug)]
 pub struct MultiTaskOutput {
     /// Sentence classification logits, `[batch, classes]`.
-    pub classification_logits: Tensor,
+    pub classification_logits: Option<Tensor>,
     /// Per-token NER logits, `[batch, seq, labels]` (padding positions included; use the mask).
-    pub ner_logits: Tensor,
+    pub ner_logits: Option<Tensor>,
 }
 
-/// A shared BERT encoder with two task heads, all in one `VarStore`.
+/// A shared BERT encoder with a head per task, all in one `VarStore`.
 ///
 /// The encoder's variables sit at the root under their Hugging Face names (`embeddings.*`, `encoder.layer.N.*`),
-/// the heads' as `classification_head.{weight,bias}` and `ner_head.{weight,bias}`.
+/// the heads' as `classification_head.{weight,bias}` and `ner_head.{weight,bias}`. A task whose label list is empty
+/// in the configuration has no head ([`tasks`](Self::tasks) lists those it has).
 #[derive(Debug)]
 pub struct MultiTaskModel {
     vs: nn::VarStore,
     encoder: BertModel,
-    classification_head: ClassificationHead,
-    ner_head: TokenClassificationHead,
+    classification_head: Option<ClassificationHead>,
+    ner_head: Option<TokenClassificationHead>,
     config: MultiTaskConfig,
 }
 
 impl MultiTaskModel {
-    /// Builds a randomly initialised model on `device` (after validating the configuration).
+    /// Builds a randomly initialised model on `device` (after validating the configuration), with a head for each
+    /// task that has labels.
     pub fn new(config: MultiTaskConfig, device: Device) -> Result<Self> {
         config.validate()?;
         let vs = nn::VarStore::new(device);
@@ -83,27 +42,31 @@ impl MultiTaskModel {
         let encoder = BertModel::new(vs.root(), &config.encoder);
         let hidden = config.encoder.hidden_size;
         let init_std = config.encoder.initializer_range;
-        let classification_head = ClassificationHead::new(
-            &root / CLASSIFICATION_HEAD,
-            hidden,
-            config.num_classes(),
-            config.head_dropout,
-            config.pooling,
-            init_std,
-        );
-        let ner_head = TokenClassificationHead::new(
-            &root / NER_HEAD,
-            hidden,
-            config.num_ner_labels(),
-            config.head_dropout,
-            init_std,
-        );
+        let classification_head = config.has_task(Task::Classification).then(|| {
+            ClassificationHead::new(
+                &root / Task::Classification.head_name(),
+                hidden,
+                config.num_classes(),
+                config.head_dropout,
+                config.pooling,
+                init_std,
+            )
+        });
+        let ner_head = config.has_task(Task::Ner).then(|| {
+            TokenClassificationHead::new(
+                &root / Task::Ner.head_name(),
+                hidden,
+                config.num_ner_labels(),
+                config.head_dropout,
+                init_std,
+            )
+        });
         Ok(Self { vs, encoder, classification_head, ner_head, config })
     }
 
     /// Builds a model from a Hugging Face BERT directory (`config.json` and `model.safetensors` or
     /// `pytorch_model.bin`): the encoder's weights are copied, the heads are random. The head dropout is the
-    /// encoder's `hidden_dropout_prob`.
+    /// encoder's `hidden_dropout_prob`. An empty label list leaves that task's head out.
     pub fn from_pretrained(
         model_dir: &Path,
         classification_labels: Vec<String>,
@@ -137,7 +100,17 @@ impl MultiTaskModel {
         &self.config
     }
 
-    /// The variables of the encoder and both heads.
+    /// The tasks this model has a head for, in [`Task::ALL`] order.
+    pub fn tasks(&self) -> Vec<Task> {
+        self.config.tasks()
+    }
+
+    /// Whether the model has a head for `task`.
+    pub fn has_task(&self, task: Task) -> bool {
+        self.config.has_task(task)
+    }
+
+    /// The variables of the encoder and the heads.
     pub fn var_store(&self) -> &nn::VarStore {
         &self.vs
     }
@@ -158,14 +131,22 @@ impl MultiTaskModel {
         Ok(self.encoder.set_precision(precision)?)
     }
 
-    /// The sentence classification head.
-    pub fn classification_module(&self) -> &ClassificationHead {
-        &self.classification_head
+    /// The sentence classification head, if the model has one.
+    pub fn classification_module(&self) -> Option<&ClassificationHead> {
+        self.classification_head.as_ref()
     }
 
-    /// The NER head.
-    pub fn ner_module(&self) -> &TokenClassificationHead {
-        &self.ner_head
+    /// The NER head, if the model has one.
+    pub fn ner_module(&self) -> Option<&TokenClassificationHead> {
+        self.ner_head.as_ref()
+    }
+
+    fn classification(&self) -> Result<&ClassificationHead> {
+        self.classification_head.as_ref().ok_or(HeadsError::NoHead { task: Task::Classification })
+    }
+
+    fn ner(&self) -> Result<&TokenClassificationHead> {
+        self.ner_head.as_ref().ok_or(HeadsError::NoHead { task: Task::Ner })
     }
 
     /// Every variable with its name, sorted by name (shallow clones sharing storage with the `VarStore`).
@@ -190,7 +171,7 @@ impl MultiTaskModel {
         Ok(output.last_hidden_state)
     }
 
-    /// Both tasks' logits from one encoder pass (arguments as in [`encode_t`](Self::encode_t)).
+    /// The logits of every head the model has, from one encoder pass (arguments as in [`encode_t`](Self::encode_t)).
     pub fn forward_t(
         &self,
         input_ids: &Tensor,
@@ -199,13 +180,16 @@ impl MultiTaskModel {
         train: bool,
     ) -> Result<MultiTaskOutput> {
         let hidden = self.encode_t(input_ids, attention_mask, token_type_ids, train)?;
-        let pooled = self.classification_head.f_pool(&hidden, attention_mask)?;
-        let classification_logits = self.classification_head.f_forward_t(&pooled, train)?;
-        let ner_logits = self.ner_head.f_forward_t(&hidden, train)?;
+        let classification_logits = match &self.classification_head {
+            Some(head) => Some(head.f_forward_t(&head.f_pool(&hidden, attention_mask)?, train)?),
+            None => None,
+        };
+        let ner_logits = self.ner_head.as_ref().map(|head| head.f_forward_t(&hidden, train)).transpose()?;
         Ok(MultiTaskOutput { classification_logits, ner_logits })
     }
 
-    /// Only the classification logits `[batch, classes]` (arguments as in [`encode_t`](Self::encode_t)).
+    /// Only the classification logits `[batch, classes]` (arguments as in [`encode_t`](Self::encode_t)); an error
+    /// when the model has no classification head.
     pub fn classify_t(
         &self,
         input_ids: &Tensor,
@@ -213,12 +197,14 @@ impl MultiTaskModel {
         token_type_ids: Option<&Tensor>,
         train: bool,
     ) -> Result<Tensor> {
+        let head = self.classification()?;
         let hidden = self.encode_t(input_ids, attention_mask, token_type_ids, train)?;
-        let pooled = self.classification_head.f_pool(&hidden, attention_mask)?;
-        self.classification_head.f_forward_t(&pooled, train)
+        let pooled = head.f_pool(&hidden, attention_mask)?;
+        head.f_forward_t(&pooled, train)
     }
 
-    /// Only the NER logits `[batch, seq, labels]` (arguments as in [`encode_t`](Self::encode_t)).
+    /// Only the NER logits `[batch, seq, labels]` (arguments as in [`encode_t`](Self::encode_t)); an error when the
+    /// model has no NER head.
     pub fn tag_t(
         &self,
         input_ids: &Tensor,
@@ -226,26 +212,27 @@ impl MultiTaskModel {
         token_type_ids: Option<&Tensor>,
         train: bool,
     ) -> Result<Tensor> {
+        let head = self.ner()?;
         let hidden = self.encode_t(input_ids, attention_mask, token_type_ids, train)?;
-        self.ner_head.f_forward_t(&hidden, train)
+        head.f_forward_t(&hidden, train)
     }
 
     /// Pools encoder states `[batch, seq, hidden]` into sentence vectors `[batch, hidden]` with the configured
     /// pooling (`mask`: `[batch, seq]`, padding never counts); ill-formed shapes are an error.
     pub fn f_pool(&self, hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        self.classification_head.f_pool(hidden, mask)
+        self.classification()?.f_pool(hidden, mask)
     }
 
     /// The classification head alone, on sentence vectors `[n, hidden]` (fresh or cached): logits `[n, classes]`;
     /// a last dimension other than the hidden size is an error.
     pub fn f_classification_head(&self, pooled: &Tensor, train: bool) -> Result<Tensor> {
-        self.classification_head.f_forward_t(pooled, train)
+        self.classification()?.f_forward_t(pooled, train)
     }
 
     /// The NER head alone, on token states `[batch, seq, hidden]` or `[n, hidden]` (fresh or cached): logits with
     /// the last dimension replaced by the number of labels; a last dimension other than the hidden size is an error.
     pub fn f_ner_head(&self, token_states: &Tensor, train: bool) -> Result<Tensor> {
-        self.ner_head.f_forward_t(token_states, train)
+        self.ner()?.f_forward_t(token_states, train)
     }
 
     /// Copies `source` into `variable` under `no_grad`, converted to the variable's dtype and device (shapes are
@@ -325,12 +312,14 @@ pub(crate) mod tests {
         for pooling in [Pooling::Cls, Pooling::Mean] {
             let model = tiny(pooling);
             let output = model.forward_t(&ids, &mask, None, false).expect("forward");
-            assert_eq!(output.classification_logits.size(), [2, 3], "{pooling}");
-            assert_eq!(output.ner_logits.size(), [2, 6, 5], "{pooling}");
+            let (classification, ner) =
+                (output.classification_logits.expect("classification"), output.ner_logits.expect("ner"));
+            assert_eq!(classification.size(), [2, 3], "{pooling}");
+            assert_eq!(ner.size(), [2, 6, 5], "{pooling}");
             let classified = model.classify_t(&ids, &mask, None, false).expect("classify");
             let tagged = model.tag_t(&ids, &mask, None, false).expect("tag");
-            assert!(output.classification_logits.equal(&classified), "{pooling}");
-            assert!(output.ner_logits.equal(&tagged), "{pooling}");
+            assert!(classification.equal(&classified), "{pooling}");
+            assert!(ner.equal(&tagged), "{pooling}");
             // The head-only entry points on the encoder's features give the same logits.
             let hidden = model.encode_t(&ids, &mask, None, false).expect("encode");
             assert_eq!(hidden.size(), [2, 6, 16]);
@@ -380,8 +369,28 @@ pub(crate) mod tests {
         assert!(model.f_pool(&hidden, &mask).is_ok());
         assert!(model.f_classification_head(&model.f_pool(&hidden, &mask).expect("pool"), false).is_err());
         assert!(model.f_ner_head(&hidden, false).is_err());
-        let bad = MultiTaskConfig { classification_labels: vec![], ..tiny_config(Pooling::Cls) };
+        let bad = MultiTaskConfig { classification_labels: vec![], ner_labels: vec![], ..tiny_config(Pooling::Cls) };
         assert!(matches!(MultiTaskModel::new(bad, Device::Cpu), Err(HeadsError::InvalidConfig(_))));
+    }
+
+    #[test]
+    fn a_model_of_one_task_has_that_head_only() {
+        let (ids, mask) = batch();
+        let ner_only = MultiTaskConfig { classification_labels: vec![], ..tiny_config(Pooling::Mean) };
+        let model = MultiTaskModel::new(ner_only, Device::Cpu).expect("model");
+        assert_eq!(model.tasks(), [Task::Ner]);
+        assert!(model.named_parameters().iter().all(|(name, _)| !name.starts_with("classification_head")));
+        let output = model.forward_t(&ids, &mask, None, false).expect("forward");
+        assert!(output.classification_logits.is_none());
+        assert_eq!(output.ner_logits.expect("ner").size(), [2, 6, 5]);
+        let error = model.classify_t(&ids, &mask, None, false).unwrap_err();
+        assert!(matches!(error, HeadsError::NoHead { task: Task::Classification }), "{error}");
+        assert!(error.to_string().contains("no classification head"), "{error}");
+        let classification_only = MultiTaskConfig { ner_labels: vec![], ..tiny_config(Pooling::Mean) };
+        let model = MultiTaskModel::new(classification_only, Device::Cpu).expect("model");
+        assert_eq!(model.tasks(), [Task::Classification]);
+        assert!(model.tag_t(&ids, &mask, None, false).is_err());
+        assert_eq!(model.classify_t(&ids, &mask, None, false).expect("classify").size(), [2, 3]);
     }
 
     #[test]

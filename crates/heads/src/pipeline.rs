@@ -29,14 +29,19 @@
 //! let texts = ["John Smith lives in New York.", "The film was great!"];
 //! let predictions = pipeline::predict(&model, &tokenizer, &texts, 32)?;
 //! let first = &predictions[0];
-//! let class = format!("{} ({:.2})", first.class.label, first.class.probability);
-//! let entities: Vec<String> =
-//!     first.entities.iter().map(|e| format!("{} [{}] {:.2}", e.text, e.entity_type, e.score)).collect();
+//! // A checkpoint trained on both tasks has both parts; one trained on a single task, that task's part only.
+//! if let Some(class) = &first.class {
+//!     println!("{} ({:.2})", class.label, class.probability);
+//! }
+//! for entity in first.entities.iter().flatten() {
+//!     println!("{} [{}] {:.2}", entity.text, entity.entity_type, entity.score);
+//! }
 //! # Ok::<(), heads::HeadsError>(())
 //! ```
 
 use crate::error::{HeadsError, Result};
 use crate::model::MultiTaskModel;
+use crate::task::Task;
 use encoder::{run_sorted_batches, BertTokenizer};
 use metrics::{extract_entities, Entity, EntityMode, Scheme};
 use serde::{Deserialize, Serialize};
@@ -45,19 +50,24 @@ use tch::{Device, Kind, Tensor};
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::{Encoding, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
 
-/// The predictions for one text.
+/// The predictions for one text: the class when the model has a classification head, the entities, words and tags
+/// when it has a NER head.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
     /// The text as given.
     pub text: String,
     /// The sentence class.
-    pub class: ClassPrediction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<ClassPrediction>,
     /// The entities, in order of their first word.
-    pub entities: Vec<EntitySpan>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entities: Option<Vec<EntitySpan>>,
     /// The words the NER head tagged.
-    pub words: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub words: Option<Vec<String>>,
     /// The tag of each word (`O` for a word beyond the model's length).
-    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
 }
 
 /// The predicted class with its probability, and every class's probability.
@@ -145,19 +155,58 @@ pub fn predict<S: AsRef<str>>(
     let pad_id = tokenizer.pad_id();
     let _no_grad = tch::no_grad_guard();
 
-    let cleaned: Vec<String> = texts.iter().map(|text| datasets::clean_text(text.as_ref())).collect();
-    let cleaned_refs: Vec<&str> = cleaned.iter().map(String::as_str).collect();
-    let class_encodings = tokenizer.encode_texts(&cleaned_refs)?;
-    warn_truncated(&class_encodings, tokenizer, "texts truncated to the model's length for classification");
-    let ids: Vec<&[u32]> = class_encodings.iter().map(Encoding::get_ids).collect();
-    let class_probabilities =
-        run_sorted_batches(&ids, pad_id, device, batch_size, |input_ids, mask| -> Result<Vec<Vec<f64>>> {
-            let logits = model.classify_t(input_ids, mask, None, false)?;
-            check_finite(&logits, "classification")?;
-            let probabilities = logits.f_to_kind(Kind::Double)?.f_softmax(-1, Kind::Double)?;
-            Ok(Vec::<Vec<f64>>::try_from(&probabilities.f_to_device(Device::Cpu)?)?)
-        })?;
+    let class_probabilities = if model.has_task(Task::Classification) {
+        let cleaned: Vec<String> = texts.iter().map(|text| datasets::clean_text(text.as_ref())).collect();
+        let cleaned_refs: Vec<&str> = cleaned.iter().map(String::as_str).collect();
+        let class_encodings = tokenizer.encode_texts(&cleaned_refs)?;
+        warn_truncated(&class_encodings, tokenizer, "texts truncated to the model's length for classification");
+        let ids: Vec<&[u32]> = class_encodings.iter().map(Encoding::get_ids).collect();
+        let probabilities =
+            run_sorted_batches(&ids, pad_id, device, batch_size, |input_ids, mask| -> Result<Vec<Vec<f64>>> {
+                let logits = model.classify_t(input_ids, mask, None, false)?;
+                check_finite(&logits, "classification")?;
+                let probabilities = logits.f_to_kind(Kind::Double)?.f_softmax(-1, Kind::Double)?;
+                Ok(Vec::<Vec<f64>>::try_from(&probabilities.f_to_device(Device::Cpu)?)?)
+            })?;
+        Some(probabilities)
+    } else {
+        None
+    };
+    let entities = if model.has_task(Task::Ner) { Some(tag_texts(model, tokenizer, texts, batch_size)?) } else { None };
 
+    let mut predictions = Vec::with_capacity(texts.len());
+    for (index, text) in texts.iter().enumerate() {
+        let class = class_probabilities
+            .as_ref()
+            .and_then(|all| all.get(index))
+            .map(|probabilities| class_prediction(probabilities, &config.classification_labels))
+            .transpose()?;
+        let tagged = entities.as_ref().and_then(|all| all.get(index)).cloned();
+        let (words, tags, entities) = match tagged {
+            Some(Tagged { words, tags, entities }) => (Some(words), Some(tags), Some(entities)),
+            None => (None, None, None),
+        };
+        predictions.push(Prediction { text: text.as_ref().to_string(), class, entities, words, tags });
+    }
+    Ok(predictions)
+}
+
+/// A text's words, their tags and its entities.
+#[derive(Debug, Clone)]
+struct Tagged {
+    words: Vec<String>,
+    tags: Vec<String>,
+    entities: Vec<EntitySpan>,
+}
+
+/// Tags the words of `texts` with the NER head and decodes their entities.
+fn tag_texts<S: AsRef<str>>(
+    model: &MultiTaskModel,
+    tokenizer: &BertTokenizer,
+    texts: &[S],
+    batch_size: usize,
+) -> Result<Vec<Tagged>> {
+    let config = model.config();
     let words: Vec<Vec<Word>> = texts.iter().map(|text| split_words(text.as_ref())).collect::<Result<_>>()?;
     let word_encodings: Vec<Encoding> = words
         .iter()
@@ -168,7 +217,7 @@ pub fn predict<S: AsRef<str>>(
         .collect::<Result<_>>()?;
     warn_truncated(&word_encodings, tokenizer, "words beyond the model's length are tagged O");
     let ids: Vec<&[u32]> = word_encodings.iter().map(Encoding::get_ids).collect();
-    let token_tags = run_sorted_batches(&ids, pad_id, device, batch_size, |input_ids, mask| {
+    let token_tags = run_sorted_batches(&ids, tokenizer.pad_id(), model.device(), batch_size, |input_ids, mask| {
         let logits = model.tag_t(input_ids, mask, None, false)?;
         check_finite(&logits, "NER")?;
         token_predictions(&logits)
@@ -189,18 +238,17 @@ pub fn predict<S: AsRef<str>>(
             sentence.push(entity);
         }
     }
-
-    let mut predictions = Vec::with_capacity(texts.len());
-    for ((((text, words), tags), (word_tags, entities)), probabilities) in
-        texts.iter().zip(words).zip(tags).zip(word_tags.iter().zip(&entities)).zip(&class_probabilities)
-    {
-        let text = text.as_ref();
-        let class = class_prediction(probabilities, &config.classification_labels)?;
-        let entities = entities.iter().filter_map(|entity| entity_span(text, &words, word_tags, entity)).collect();
-        let words = words.into_iter().map(|word| word.text).collect();
-        predictions.push(Prediction { text: text.to_string(), class, entities, words, tags });
-    }
-    Ok(predictions)
+    Ok(texts
+        .iter()
+        .zip(words)
+        .zip(tags)
+        .zip(word_tags.iter().zip(&entities))
+        .map(|(((text, words), tags), (word_tags, entities))| {
+            let text = text.as_ref();
+            let entities = entities.iter().filter_map(|entity| entity_span(text, &words, word_tags, entity)).collect();
+            Tagged { words: words.into_iter().map(|word| word.text).collect(), tags, entities }
+        })
+        .collect())
 }
 
 /// The most probable tag at every position of NER logits `[batch, seq, labels]`, with its softmax probability: one
@@ -328,6 +376,16 @@ mod tests {
     use crate::model::tests::{tiny, tiny_config};
     use encoder::Pooling;
 
+    /// The parts of a prediction of a model with both heads.
+    fn parts(p: &Prediction) -> (&ClassPrediction, &[EntitySpan], &[String], &[String]) {
+        (
+            p.class.as_ref().expect("a class"),
+            p.entities.as_deref().expect("entities"),
+            p.words.as_deref().expect("words"),
+            p.tags.as_deref().expect("tags"),
+        )
+    }
+
     #[test]
     fn words_split_on_whitespace_and_punctuation_with_char_offsets() {
         let words = split_words("Zoë met J.R. Smith, today!").expect("split");
@@ -419,13 +477,14 @@ mod tests {
 
     /// Equal up to floating-point rounding in the probabilities and scores.
     fn assert_same(a: &Prediction, b: &Prediction) {
-        assert_eq!((&a.text, &a.words, &a.tags, &a.class.label), (&b.text, &b.words, &b.tags, &b.class.label));
-        assert!((a.class.probability - b.class.probability).abs() < 1e-6, "{a:?} vs {b:?}");
-        for (label, p) in &a.class.probabilities {
-            assert!((p - b.class.probabilities[label]).abs() < 1e-6, "{a:?} vs {b:?}");
+        let ((a_class, a_entities, a_words, a_tags), (b_class, b_entities, b_words, b_tags)) = (parts(a), parts(b));
+        assert_eq!((&a.text, a_words, a_tags, &a_class.label), (&b.text, b_words, b_tags, &b_class.label));
+        assert!((a_class.probability - b_class.probability).abs() < 1e-6, "{a:?} vs {b:?}");
+        for (label, p) in &a_class.probabilities {
+            assert!((p - b_class.probabilities[label]).abs() < 1e-6, "{a:?} vs {b:?}");
         }
-        assert_eq!(a.entities.len(), b.entities.len(), "{a:?} vs {b:?}");
-        for (x, y) in a.entities.iter().zip(&b.entities) {
+        assert_eq!(a_entities.len(), b_entities.len(), "{a:?} vs {b:?}");
+        for (x, y) in a_entities.iter().zip(b_entities) {
             assert_eq!(EntitySpan { score: 0.0, ..x.clone() }, EntitySpan { score: 0.0, ..y.clone() });
             assert!((x.score - y.score).abs() < 1e-6, "{x:?} vs {y:?}");
         }
@@ -436,14 +495,14 @@ mod tests {
         let model = tiny(Pooling::Cls);
         let predictions = predict(&model, &tiny_tokenizer(), &TEXTS, 2).expect("predicts");
         for prediction in &predictions {
-            let class = &prediction.class;
+            let (class, entities, words, tags) = parts(prediction);
             assert_eq!(class.probabilities.len(), 3);
             let sum: f64 = class.probabilities.values().sum();
             assert!((sum - 1.0).abs() < 1e-9, "{sum}");
             let best = class.probabilities.iter().max_by(|a, b| a.1.total_cmp(b.1)).expect("labels");
             assert_eq!((best.0, *best.1), (&class.label, class.probability));
-            assert_eq!(prediction.words.len(), prediction.tags.len());
-            for entity in &prediction.entities {
+            assert_eq!(words.len(), tags.len());
+            for entity in entities {
                 assert!(entity.score > 0.0 && entity.score <= 1.0, "{entity:?}");
                 assert_eq!(entity.text, char_slice(&prediction.text, entity.start_char, entity.end_char));
             }
@@ -477,19 +536,19 @@ mod tests {
         let (model, probability) = everyone_a_person();
         let text = "Zoë Müller met Jöhns in Köln, süß!";
         let predictions = predict(&model, &tiny_tokenizer(), &[text], 8).expect("predicts");
-        let prediction = &predictions[0];
-        assert_eq!(prediction.words, ["Zoë", "Müller", "met", "Jöhns", "in", "Köln", ",", "süß", "!"]);
-        assert!(prediction.tags.iter().all(|tag| tag == "B-PER"), "{:?}", prediction.tags);
-        assert_eq!(prediction.entities.len(), prediction.words.len());
-        for (index, entity) in prediction.entities.iter().enumerate() {
+        let (_, entities, words, tags) = parts(&predictions[0]);
+        assert_eq!(words, ["Zoë", "Müller", "met", "Jöhns", "in", "Köln", ",", "süß", "!"]);
+        assert!(tags.iter().all(|tag| tag == "B-PER"), "{tags:?}");
+        assert_eq!(entities.len(), words.len());
+        for (index, entity) in entities.iter().enumerate() {
             assert_eq!((entity.start_word, entity.end_word, entity.entity_type.as_str()), (index, index + 1, "PER"));
-            assert_eq!(entity.text, prediction.words[index]);
+            assert_eq!(entity.text, words[index]);
             assert_eq!(entity.text, char_slice(text, entity.start_char, entity.end_char), "{entity:?}");
             assert!((entity.score - probability).abs() < 1e-6, "{entity:?}: expected {probability}");
         }
         // Char offsets, not byte offsets: "Köln" starts at char 24 but byte 27.
         assert_eq!(text.find("Köln"), Some(27));
-        assert_eq!((prediction.entities[5].start_char, prediction.entities[5].end_char), (24, 28));
+        assert_eq!((entities[5].start_char, entities[5].end_char), (24, 28));
     }
 
     #[test]
@@ -497,12 +556,12 @@ mod tests {
         let (model, _) = everyone_a_person();
         let text = vec!["John"; 20].join(" ");
         let predictions = predict(&model, &tiny_tokenizer(), &[text.as_str()], 4).expect("predicts");
-        let tags = &predictions[0].tags;
+        let (_, entities, _, tags) = parts(&predictions[0]);
         assert_eq!(tags.len(), 20);
         // 16 positions minus [CLS] and [SEP]: 14 words tagged.
         assert!(tags[..14].iter().all(|tag| tag == "B-PER") && tags[14..].iter().all(|tag| tag == "O"), "{tags:?}");
-        assert_eq!(predictions[0].entities.len(), 14);
-        assert_eq!(predictions[0].entities[13].end_char, 13 * 5 + 4);
+        assert_eq!(entities.len(), 14);
+        assert_eq!(entities[13].end_char, 13 * 5 + 4);
     }
 
     #[test]
@@ -510,10 +569,33 @@ mod tests {
         let (model, _) = everyone_a_person();
         let predictions = predict(&model, &tiny_tokenizer(), &["", "  ", "John"], 2).expect("predicts");
         for prediction in &predictions[..2] {
-            assert!(prediction.words.is_empty() && prediction.tags.is_empty() && prediction.entities.is_empty());
-            assert_eq!(prediction.class.probabilities.len(), 3);
+            let (class, entities, words, tags) = parts(prediction);
+            assert!(words.is_empty() && tags.is_empty() && entities.is_empty());
+            assert_eq!(class.probabilities.len(), 3);
         }
-        assert_eq!(predictions[2].tags, ["B-PER"]);
+        assert_eq!(parts(&predictions[2]).3, ["B-PER"]);
+    }
+
+    #[test]
+    fn a_model_of_one_task_predicts_that_task_only() {
+        let tokenizer = tiny_tokenizer();
+        let mut config = tiny_config(Pooling::Mean);
+        config.classification_labels.clear();
+        tch::manual_seed(7);
+        let ner_only = MultiTaskModel::new(config, Device::Cpu).expect("model");
+        let predictions = predict(&ner_only, &tokenizer, &TEXTS, 2).expect("predicts");
+        for prediction in &predictions {
+            assert!(prediction.class.is_none(), "{prediction:?}");
+            assert_eq!(prediction.words.as_ref().map(Vec::len), prediction.tags.as_ref().map(Vec::len));
+            assert!(prediction.entities.is_some());
+        }
+        let json = serde_json::to_value(&predictions[0]).expect("json");
+        assert!(json.get("class").is_none() && json.get("entities").is_some(), "{json}");
+        let mut config = tiny_config(Pooling::Mean);
+        config.ner_labels.clear();
+        let classification_only = MultiTaskModel::new(config, Device::Cpu).expect("model");
+        let predictions = predict(&classification_only, &tokenizer, &TEXTS, 2).expect("predicts");
+        assert!(predictions.iter().all(|p| p.class.is_some() && p.entities.is_none() && p.tags.is_none()));
     }
 
     #[test]

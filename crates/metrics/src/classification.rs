@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{InputSide, MetricsError, Result};
 use crate::report::{render_support, ReportTable};
@@ -13,7 +13,7 @@ use crate::scores::{
 };
 
 /// Scores of one class, as in one row of scikit-learn's report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassScores {
     /// Class name, as given by the caller.
     pub name: String,
@@ -32,7 +32,7 @@ pub struct ClassScores {
 }
 
 /// Confusion matrix: `counts[true_class][predicted_class]` (scikit-learn's orientation).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfusionMatrix {
     /// One row per true class, one column per predicted class.
     pub counts: Vec<Vec<usize>>,
@@ -52,7 +52,7 @@ impl ConfusionMatrix {
 
 /// Everything scikit-learn's `classification_report` shows, plus the confusion
 /// matrix and the list of ill-defined values that were set to 0.0.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassificationReport {
     /// One entry per class name, in the order of the names (absent classes included).
     pub classes: Vec<ClassScores>,

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{InputSide, InvalidTagReason, MetricsError, Result};
 use crate::report::ReportTable;
@@ -16,7 +16,7 @@ use crate::scores::{
 };
 
 /// How entities are read from tag sequences.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EntityMode {
     /// seqeval's default, conlleval-compatible reading (`get_entities`): an
@@ -37,7 +37,7 @@ impl fmt::Display for EntityMode {
 }
 
 /// One entity: a typed span of tokens in one sentence.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Entity {
     /// Index of the sentence.
     pub sentence: usize,
@@ -50,7 +50,7 @@ pub struct Entity {
 }
 
 /// Scores of one entity type, as in one row of seqeval's report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EntityTypeScores {
     /// Entity type.
     pub entity_type: String,
@@ -70,7 +70,7 @@ pub struct EntityTypeScores {
 
 /// Everything seqeval's `classification_report` shows, plus raw counts and
 /// the list of ill-defined values that were set to 0.0.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EntityReport {
     /// How entities were read.
     pub mode: EntityMode,

@@ -3,12 +3,12 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::InvalidTagReason;
 
 /// A tag prefix as seqeval reads it: the first character of the tag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Prefix {
     /// Inside.
     I,
@@ -53,7 +53,7 @@ impl Prefix {
 }
 
 /// A strict tagging scheme (seqeval's `IOB1`, `IOE1`, `IOB2`, `IOE2`, `IOBES`, `BILOU`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scheme {
     /// IOB1: `B-` only separates two adjacent entities of the same type.

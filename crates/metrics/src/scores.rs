@@ -3,10 +3,10 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Precision, recall, F1 and support of one average row (micro, macro or weighted).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct AverageScores {
     /// Averaged precision.
     pub precision: f64,
@@ -19,7 +19,7 @@ pub struct AverageScores {
 }
 
 /// A metric that can be ill-defined (a division by zero, reported as 0.0).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// Precision: `tp / predicted`.
@@ -41,7 +41,7 @@ impl fmt::Display for Metric {
 }
 
 /// Why a metric is ill-defined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UndefinedReason {
     /// Nothing was predicted for this label.
@@ -70,7 +70,7 @@ impl fmt::Display for UndefinedReason {
 
 /// One ill-defined value that was set to 0.0, as scikit-learn and seqeval do
 /// by default (where they emit an `UndefinedMetricWarning`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct UndefinedMetric {
     /// Class name, entity type, or average row name (`"micro avg"`, ...).
     pub label: String,

@@ -44,8 +44,8 @@ use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 use tch::Device;
 use trainer::{
-    separate_epoch_batches, train_and_evaluate, EpochStart, NoObserver, Observer, OptimizerKind, Stage, TaskData,
-    TrainConfig, TrainOutcome,
+    epoch_batches, train_and_evaluate, EpochStart, NoObserver, Observer, OptimizerKind, Stage, TaskData, TrainConfig,
+    TrainOutcome,
 };
 
 struct Args {
@@ -195,7 +195,7 @@ fn dump_batches(
     model: &MultiTaskModel,
     optimizer: OptimizerKind,
 ) -> Result<()> {
-    let batches = separate_epoch_batches(config, trainer::Task::Classification, dataset, 1)?;
+    let batches = epoch_batches(config, trainer::Task::Classification, dataset, 1)?;
     let mut examples = Vec::with_capacity(dataset.train().len());
     let mut labels = Vec::with_capacity(dataset.train().len());
     // Indices into the dump's own example list.
@@ -437,7 +437,7 @@ fn run() -> Result<()> {
     if let Some(path) = args.dump_batches.as_ref().filter(|_| !args.second) {
         dump_batches(path, &dataset, &config, &model, optimizer)?;
     }
-    let data = TaskData { classification: Some(&dataset), ner: None };
+    let data = TaskData::new().with(trainer::Task::Classification, &dataset);
     let started = Instant::now();
     let (outcome, step_seconds) = match &mut baton {
         None => (train_and_evaluate(&model, &strategy, data, &config, None, &mut NoObserver)?, None),

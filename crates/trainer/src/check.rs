@@ -4,8 +4,8 @@
 //! NER with only `O` tags).
 
 use crate::config::Task;
+use crate::data::TaskData;
 use crate::error::{Result, TrainError};
-use crate::fit::TaskData;
 use datasets::{PreparedDataset, Target, IGNORE_INDEX};
 use heads::MultiTaskModel;
 
@@ -14,31 +14,24 @@ const OUTSIDE_TAG: &str = "O";
 
 /// Checks every present task's data against `model`.
 pub(crate) fn check_data_fits(model: &MultiTaskModel, data: TaskData<'_>) -> Result<()> {
-    for task in Task::BOTH {
-        if let Some(dataset) = data.get(task) {
-            check_task(model, task, dataset)?;
-        }
+    for (task, dataset) in data.iter() {
+        check_task(model, task, dataset)?;
     }
     Ok(())
 }
 
 /// Warns, per present task, when its training examples hold one class only, or (NER) no entity tag at all.
 pub(crate) fn warn_if_nothing_to_learn(data: TaskData<'_>) {
-    for task in Task::BOTH {
-        if let Some(dataset) = data.get(task) {
-            warn_for_task(task, dataset);
-        }
+    for (task, dataset) in data.iter() {
+        warn_for_task(task, dataset);
     }
 }
 
 fn check_task(model: &MultiTaskModel, task: Task, dataset: &PreparedDataset) -> Result<()> {
     let fail = |message: String| TrainError::DataMismatch { task, message };
     let config = model.config();
-    let labels = match task {
-        Task::Classification => &config.classification_labels,
-        Task::Ner => &config.ner_labels,
-    };
-    if dataset.label_names() != labels.as_slice() {
+    let labels = config.labels(task);
+    if dataset.label_names() != labels {
         return Err(fail(format!(
             "its labels {:?} are not the model's {:?}",
             preview(dataset.label_names()),

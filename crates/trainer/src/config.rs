@@ -1,11 +1,66 @@
 //! Training settings, and the named recipes that fill them in.
 
+use encoder::Pooling;
 use heads::{FreezeStrategy, LearningRates};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
 pub use heads::Task;
+
+/// What a phase of training trains: one task (separate mode), or every task at once (combined mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// One task's epochs.
+    One(Task),
+    /// Every task's batches in each step.
+    Combined,
+}
+
+impl Phase {
+    /// The phases a run in `mode` goes through over `tasks` (in [`Task::ALL`] order): each task alone in separate
+    /// mode, one combined phase otherwise. One task trains alone in either mode (the two are the same then).
+    pub fn plan(mode: Mode, tasks: &[Task]) -> Vec<Phase> {
+        match (mode, tasks) {
+            (Mode::Combined, [_, _, ..]) => vec![Self::Combined],
+            _ => tasks.iter().map(|&task| Self::One(task)).collect(),
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::One(task) => task.fmt(f),
+            Self::Combined => f.write_str("combined"),
+        }
+    }
+}
+
+impl std::str::FromStr for Phase {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "combined" => Ok(Self::Combined),
+            task => task
+                .parse::<Task>()
+                .map(Self::One)
+                .map_err(|_| format!("unknown phase `{s}`: expected combined or a task ({})", Task::NAMES)),
+        }
+    }
+}
+
+impl Serialize for Phase {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Phase {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 /// How the two tasks share training.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -49,7 +104,7 @@ impl FromStr for Mode {
 
 /// The optimizer.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", tag = "kind")]
+#[serde(rename_all = "lowercase", tag = "kind", deny_unknown_fields)]
 pub enum OptimizerKind {
     /// Adam (L2 weight decay added to the gradient, as `torch.optim.Adam`).
     Adam {
@@ -113,6 +168,7 @@ impl Schedule {
 
 /// Everything the loop needs to know.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrainConfig {
     /// Separate or combined tasks.
     pub mode: Mode,
@@ -242,19 +298,155 @@ pub enum Recipe {
     Finetune,
 }
 
-/// What a recipe sets.
+/// Everything a run's training was given, in one typed record: a recipe's settings with the caller's changes
+/// applied ([`Settings::with`]). It is what a run writes into its configuration and reads back to run again (unknown
+/// keys are an error naming them), like Hugging Face's `TrainingArguments`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RecipeSettings {
-    /// The recipe.
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The recipe the settings started from.
     pub recipe: Recipe,
     /// Which variables train.
     pub strategy: FreezeStrategy,
-    /// The loop's settings.
-    pub train: TrainConfig,
-    /// Fraction of the training examples held out for validation (0: none).
+    /// Fraction of the training examples held out for validation when no validation data is given (0: none).
     pub validation_fraction: f64,
     /// Dropout on the attention probabilities, replacing the model's own (`None`: the model's).
     pub attention_dropout: Option<f64>,
+    /// How the classification head pools the token states.
+    #[serde(default = "default_pooling")]
+    pub pooling: Pooling,
+    /// The loop's settings.
+    pub train: TrainConfig,
+}
+
+fn default_pooling() -> Pooling {
+    Pooling::Mean
+}
+
+/// Changes to a recipe's settings, one per setting a user can give (`None`: keep the recipe's). The values that
+/// mean "off" on a command line are read as such: a warm-up ratio of 0 (constant rate), a gradient norm of 0 (no
+/// clipping), a patience of 0 (no early stopping).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    /// [`Settings::strategy`].
+    pub strategy: Option<FreezeStrategy>,
+    /// [`TrainConfig::mode`].
+    pub mode: Option<Mode>,
+    /// [`TrainConfig::epochs`].
+    pub epochs: Option<usize>,
+    /// [`TrainConfig::learning_rate`].
+    pub learning_rate: Option<f64>,
+    /// [`TrainConfig::encoder_learning_rate`].
+    pub encoder_learning_rate: Option<f64>,
+    /// [`TrainConfig::layer_decay`].
+    pub layer_decay: Option<f64>,
+    /// [`TrainConfig::batch_size`].
+    pub batch_size: Option<usize>,
+    /// Adam (`false`) or AdamW (`true`).
+    pub decoupled_weight_decay: Option<bool>,
+    /// The optimizer's weight decay.
+    pub weight_decay: Option<f64>,
+    /// Linear warm-up ratio (0: a constant rate).
+    pub warmup_ratio: Option<f64>,
+    /// [`TrainConfig::max_grad_norm`] (0: no clipping).
+    pub max_grad_norm: Option<f64>,
+    /// [`TrainConfig::gradient_accumulation`].
+    pub gradient_accumulation: Option<usize>,
+    /// [`TrainConfig::classification_weight`].
+    pub classification_weight: Option<f64>,
+    /// [`TrainConfig::patience`] (0: no early stopping).
+    pub patience: Option<usize>,
+    /// [`TrainConfig::seed`].
+    pub seed: Option<u64>,
+    /// [`TrainConfig::feature_cache`].
+    pub feature_cache: Option<bool>,
+    /// [`TrainConfig::feature_cache_half`].
+    pub feature_cache_half: Option<bool>,
+    /// [`Settings::validation_fraction`].
+    pub validation_fraction: Option<f64>,
+    /// [`Settings::attention_dropout`].
+    pub attention_dropout: Option<f64>,
+    /// [`Settings::pooling`].
+    pub pooling: Option<Pooling>,
+}
+
+impl Settings {
+    /// These settings with `changes` applied. Switching to `all_adaptive` drops an encoder rate and layer decay
+    /// that came from the settings (it carries its own rates); ones given in `changes` stay (and fail validation).
+    pub fn with(self, changes: &Overrides) -> Self {
+        let Settings { recipe, strategy, validation_fraction, attention_dropout, pooling, train } = self;
+        let strategy = changes.strategy.unwrap_or(strategy);
+        let adaptive = matches!(strategy, FreezeStrategy::AllAdaptive { .. }) && changes.strategy.is_some();
+        let weight_decay = changes.weight_decay.unwrap_or(train.optimizer.weight_decay());
+        let decoupled =
+            changes.decoupled_weight_decay.unwrap_or(matches!(train.optimizer, OptimizerKind::AdamW { .. }));
+        let optimizer =
+            if decoupled { OptimizerKind::AdamW { weight_decay } } else { OptimizerKind::Adam { weight_decay } };
+        let off_if_zero = |given: Option<f64>, current: Option<f64>| match given {
+            Some(0.0) => None,
+            Some(value) => Some(value),
+            None => current,
+        };
+        let train = TrainConfig {
+            mode: changes.mode.unwrap_or(train.mode),
+            epochs: changes.epochs.unwrap_or(train.epochs),
+            batch_size: changes.batch_size.unwrap_or(train.batch_size),
+            learning_rate: changes.learning_rate.unwrap_or(train.learning_rate),
+            encoder_learning_rate: changes.encoder_learning_rate.or(if adaptive {
+                None
+            } else {
+                train.encoder_learning_rate
+            }),
+            layer_decay: changes.layer_decay.or(if adaptive { None } else { train.layer_decay }),
+            optimizer,
+            schedule: match changes.warmup_ratio {
+                Some(0.0) => Schedule::Constant,
+                Some(warmup_ratio) => Schedule::LinearWarmupDecay { warmup_ratio },
+                None => train.schedule,
+            },
+            max_grad_norm: off_if_zero(changes.max_grad_norm, train.max_grad_norm),
+            gradient_accumulation: changes.gradient_accumulation.unwrap_or(train.gradient_accumulation),
+            classification_weight: changes.classification_weight.unwrap_or(train.classification_weight),
+            patience: match changes.patience {
+                Some(0) => None,
+                Some(patience) => Some(patience),
+                None => train.patience,
+            },
+            seed: changes.seed.unwrap_or(train.seed),
+            feature_cache: changes.feature_cache.unwrap_or(train.feature_cache),
+            feature_cache_half: changes.feature_cache_half.unwrap_or(train.feature_cache_half),
+        };
+        Settings {
+            recipe,
+            strategy,
+            validation_fraction: changes.validation_fraction.unwrap_or(validation_fraction),
+            attention_dropout: changes.attention_dropout.or(attention_dropout),
+            pooling: changes.pooling.unwrap_or(pooling),
+            train,
+        }
+    }
+
+    /// Checks every setting, naming the first that cannot work and its accepted range.
+    pub fn validate(&self) -> Result<(), String> {
+        self.train.validate()?;
+        if !(0.0..1.0).contains(&self.validation_fraction) {
+            return Err(format!("validation_fraction must be in [0, 1), got {}", self.validation_fraction));
+        }
+        if let Some(p) = self.attention_dropout {
+            if !(0.0..1.0).contains(&p) {
+                return Err(format!("attention_dropout must be in [0, 1), got {p}"));
+            }
+        }
+        if matches!(self.strategy, FreezeStrategy::AllAdaptive { .. })
+            && (self.train.encoder_learning_rate.is_some() || self.train.layer_decay.is_some())
+        {
+            return Err(
+                "all_adaptive carries its own learning rates: an encoder learning rate or layer decay does not apply"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 impl Recipe {
@@ -262,16 +454,17 @@ impl Recipe {
     pub const NAMES: &'static str = "notebook or finetune";
 
     /// The recipe's settings.
-    pub fn settings(self) -> RecipeSettings {
+    pub fn settings(self) -> Settings {
         match self {
-            Self::Notebook => RecipeSettings {
+            Self::Notebook => Settings {
                 recipe: self,
                 strategy: FreezeStrategy::HeadsOnly,
                 train: TrainConfig::default(),
                 validation_fraction: 0.0,
                 attention_dropout: None,
+                pooling: Pooling::Mean,
             },
-            Self::Finetune => RecipeSettings {
+            Self::Finetune => Settings {
                 recipe: self,
                 strategy: FreezeStrategy::All,
                 train: TrainConfig {
@@ -288,6 +481,7 @@ impl Recipe {
                 },
                 validation_fraction: 0.1,
                 attention_dropout: Some(0.0),
+                pooling: Pooling::Mean,
             },
         }
     }
@@ -364,6 +558,48 @@ mod tests {
         assert_eq!(finetune.strategy, FreezeStrategy::All);
         assert!(finetune.validation_fraction > 0.0 && finetune.train.patience.is_some());
         assert!("fast".parse::<Recipe>().unwrap_err().contains(Recipe::NAMES));
+    }
+
+    #[test]
+    fn overrides_change_only_what_they_name_and_zero_turns_a_setting_off() {
+        let finetune = Recipe::Finetune.settings();
+        assert_eq!(finetune.clone().with(&Overrides::default()), finetune);
+        let changes = Overrides {
+            epochs: Some(5),
+            warmup_ratio: Some(0.0),
+            max_grad_norm: Some(0.0),
+            patience: Some(0),
+            decoupled_weight_decay: Some(false),
+            ..Overrides::default()
+        };
+        let changed = finetune.clone().with(&changes);
+        assert_eq!(changed.train.epochs, 5);
+        assert_eq!(changed.train.schedule, Schedule::Constant);
+        assert_eq!((changed.train.max_grad_norm, changed.train.patience), (None, None));
+        assert_eq!(changed.train.optimizer, OptimizerKind::Adam { weight_decay: 0.01 });
+        assert_eq!(changed.train.learning_rate, finetune.train.learning_rate);
+        let adaptive = finetune
+            .with(&Overrides { strategy: Some("all_adaptive".parse().expect("strategy")), ..Overrides::default() });
+        assert_eq!((adaptive.train.encoder_learning_rate, adaptive.train.layer_decay), (None, None));
+        assert!(adaptive.validate().is_ok());
+    }
+
+    #[test]
+    fn settings_read_back_as_written_and_unknown_keys_are_named() {
+        for recipe in [Recipe::Notebook, Recipe::Finetune] {
+            let settings = recipe.settings();
+            let json = serde_json::to_value(&settings).expect("json");
+            assert_eq!(serde_json::from_value::<Settings>(json).expect("reads back"), settings);
+        }
+        let mut json = serde_json::to_value(Recipe::Finetune.settings()).expect("json");
+        json["train"]["epochz"] = 3.into();
+        let error = serde_json::from_value::<Settings>(json).unwrap_err().to_string();
+        assert!(error.contains("unknown field `epochz`"), "{error}");
+        let mut json = serde_json::to_value(Recipe::Finetune.settings()).expect("json");
+        json["train"]["optimizer"]["momentum"] = 0.9.into();
+        assert!(serde_json::from_value::<Settings>(json).is_err());
+        let bad = Settings { validation_fraction: 1.0, ..Recipe::Finetune.settings() };
+        assert!(bad.validate().unwrap_err().contains("validation_fraction"));
     }
 
     #[test]

@@ -43,6 +43,34 @@ pub enum TrainError {
     /// A collective of data-parallel training failed (a peer exited or hung, or the group broke).
     #[error("data-parallel training stopped: {0}")]
     Distributed(#[from] distributed::DistributedError),
+    /// A saved training state cannot be read or written.
+    #[error("training state {path}: {message}")]
+    State {
+        /// The state's directory.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A run cannot resume: a setting or the data differs from the saved run's.
+    #[error("cannot resume from {dir}: `{key}` differs (the run had {was}, now {now}); resume with the same settings and data, or start a new run")]
+    ResumeMismatch {
+        /// The state's directory.
+        dir: std::path::PathBuf,
+        /// The first setting or data split that differs.
+        key: String,
+        /// Its value in the saved run.
+        was: String,
+        /// Its value now.
+        now: String,
+    },
+    /// Training stopped when asked (e.g. Ctrl-C), after an optimizer step.
+    #[error("training stopped at phase {}, epoch {}, after batch {} (step {}){}", position.phase + 1, position.epoch, position.batch, position.global_step, state.as_ref().map_or_else(String::new, |dir| format!("; its state is saved in {}", dir.display())))]
+    Stopped {
+        /// Where training stands.
+        position: crate::fit::state::Position,
+        /// Where the state was saved, if the run saves states.
+        state: Option<std::path::PathBuf>,
+    },
     /// A setting that cannot work.
     #[error("invalid training configuration: {0}")]
     InvalidConfig(String),

@@ -1,16 +1,92 @@
 //! Evaluation on held-out examples: accuracy and a classification report for sentences; seqeval-style strict IOB2
 //! entity scores for NER, scored per word (the prediction at each word's first sub-token), as seqeval sees words.
 
+use crate::check::check_data_fits;
+use crate::data::{Split, TaskData};
 use crate::error::Result;
-use crate::features::{ClassificationFeatures, NerFeatures};
+use crate::features::{ClassificationFeatures, FeatureCache, NerFeatures, TaskFeatures};
 use datasets::{BucketSampler, PreparedDataset, Target};
-use heads::MultiTaskModel;
+use heads::{MultiTaskModel, Task};
 use metrics::{
     accuracy_interval, classification_report, entity_counts_per_sequence, entity_report, macro_f1_interval,
     micro_f1_interval, BootstrapOptions, ClassificationReport, ConfidenceInterval, EntityMode, EntityReport, Scheme,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
 use tch::{Device, Kind, Tensor};
+
+/// Scores of each task present at one point in time.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Classification scores.
+    pub classification: Option<ClassificationEvaluation>,
+    /// NER scores.
+    pub ner: Option<NerEvaluation>,
+    /// Seconds the evaluation took.
+    pub seconds: f64,
+}
+
+impl Evaluation {
+    /// The score that selects the best epoch for `task`: accuracy for classification, strict micro-F1 for NER.
+    pub fn metric(&self, task: Task) -> Option<f64> {
+        match task {
+            Task::Classification => self.classification.as_ref().map(|c| c.report.accuracy),
+            Task::Ner => self.ner.as_ref().map(|n| n.report.micro_avg.f1),
+        }
+    }
+}
+
+/// Scores each task of `data` on its `split` examples, in batches of at least 32 (`batch_size` if larger): from the
+/// cached features when `cache` is given (built on the same model and data), else running the encoder.
+pub fn evaluate(
+    model: &MultiTaskModel,
+    data: TaskData<'_>,
+    split: Split,
+    batch_size: usize,
+    cache: Option<&FeatureCache>,
+) -> Result<Evaluation> {
+    check_data_fits(model, data)?;
+    if let Some(cache) = cache {
+        cache.check_serves(data)?;
+    }
+    score(model, data, split, batch_size, cache)
+}
+
+/// Scores each task of `data` on its `split` examples, in batches of at least 32 (`batch_size` if larger): from the
+/// cached features of the task when `cache` holds them (built on the same model and data, checked by the caller),
+/// else running the encoder.
+pub(crate) fn score(
+    model: &MultiTaskModel,
+    data: TaskData<'_>,
+    split: Split,
+    batch_size: usize,
+    cache: Option<&FeatureCache>,
+) -> Result<Evaluation> {
+    let started = Instant::now();
+    let batch = batch_size.max(32);
+    let mut evaluation = Evaluation::default();
+    for (task, dataset) in data.iter() {
+        let indices = split.of(dataset);
+        match (task, cache.and_then(|c| c.get(task))) {
+            (Task::Classification, features) => {
+                let backbone = match features {
+                    Some(TaskFeatures::Classification(f)) => Backbone::Cached(f),
+                    _ => Backbone::Live,
+                };
+                evaluation.classification = Some(evaluate_classification(model, dataset, indices, batch, backbone)?);
+            }
+            (Task::Ner, features) => {
+                let backbone = match features {
+                    Some(TaskFeatures::Ner(f)) => Backbone::Cached(f),
+                    _ => Backbone::Live,
+                };
+                evaluation.ner = Some(evaluate_ner(model, dataset, indices, batch, backbone)?);
+            }
+        }
+    }
+    evaluation.seconds = started.elapsed().as_secs_f64();
+    Ok(evaluation)
+}
 
 /// Where the encoder's outputs come from during evaluation.
 pub enum Backbone<'a, F> {
@@ -21,7 +97,7 @@ pub enum Backbone<'a, F> {
 }
 
 /// Scores of the classification task.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClassificationEvaluation {
     /// Examples scored.
     pub examples: usize,
@@ -34,7 +110,7 @@ pub struct ClassificationEvaluation {
 }
 
 /// Scores of the NER task.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NerEvaluation {
     /// Sentences scored.
     pub sentences: usize,

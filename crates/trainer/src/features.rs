@@ -2,33 +2,72 @@
 //! they are computed once (no gradient) and only what the heads read is kept, the pooled vector of each sentence
 //! and the token states at the positions NER trains on or is scored at.
 
+use crate::data::TaskData;
 use crate::error::{Result, TrainError};
-use crate::fit::TaskData;
 use datasets::{BucketSampler, PreparedDataset, Target};
-use heads::MultiTaskModel;
-use serde::Serialize;
+use heads::{MultiTaskModel, PerTask, Task};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Instant;
 use tch::{Kind, Tensor};
 
 /// What the feature cache holds and how long it took to fill.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FeatureCacheReport {
     /// Seconds spent running the encoder to fill it.
     pub seconds: f64,
-    /// Classification vectors (train, validation and test examples).
-    pub classification: CacheSize,
-    /// NER token states (train, validation and test examples).
-    pub ner: CacheSize,
+    /// What each task's cache holds: classification vectors, NER token states (train, validation and test
+    /// examples).
+    pub tasks: PerTask<CacheSize>,
 }
 
-/// The frozen encoder's outputs on every train, validation and test example of both tasks: built once, they serve
+/// The cached features of one task.
+pub enum TaskFeatures {
+    /// Pooled sentence vectors.
+    Classification(ClassificationFeatures),
+    /// Token states at the positions NER reads.
+    Ner(NerFeatures),
+}
+
+impl TaskFeatures {
+    /// Runs the frozen encoder over `indices` of `data` for `task`.
+    fn compute(
+        task: Task,
+        model: &MultiTaskModel,
+        data: &PreparedDataset,
+        indices: &[usize],
+        batch_size: usize,
+        half: bool,
+    ) -> Result<Self> {
+        Ok(match task {
+            Task::Classification => {
+                Self::Classification(ClassificationFeatures::compute(model, data, indices, batch_size, half)?)
+            }
+            Task::Ner => Self::Ner(NerFeatures::compute(model, data, indices, batch_size, half)?),
+        })
+    }
+
+    fn size(&self) -> CacheSize {
+        match self {
+            Self::Classification(features) => features.size(),
+            Self::Ner(features) => features.size(),
+        }
+    }
+
+    fn holds(&self, index: usize) -> bool {
+        match self {
+            Self::Classification(features) => features.rows.contains_key(&index),
+            Self::Ner(features) => features.spans.contains_key(&index),
+        }
+    }
+}
+
+/// The frozen encoder's outputs on every train, validation and test example of each task: built once, they serve
 /// every epoch and every evaluation while the encoder does not change.
 pub struct FeatureCache {
-    pub(crate) classification: Option<ClassificationFeatures>,
-    pub(crate) ner: Option<NerFeatures>,
+    features: PerTask<TaskFeatures>,
     /// A fingerprint of the token ids of the cached examples of each task, so that other data is noticed.
-    fingerprints: (Option<u64>, Option<u64>),
+    fingerprints: PerTask<u64>,
     report: FeatureCacheReport,
 }
 
@@ -37,24 +76,18 @@ impl FeatureCache {
     /// `batch_size`, storing half precision if `half`.
     pub fn build(model: &MultiTaskModel, data: TaskData<'_>, batch_size: usize, half: bool) -> Result<Self> {
         let started = Instant::now();
-        let classification = data
-            .classification
-            .map(|d| ClassificationFeatures::compute(model, d, &all_examples(d), batch_size, half))
-            .transpose()?;
-        let ner = data.ner.map(|d| NerFeatures::compute(model, d, &all_examples(d), batch_size, half)).transpose()?;
-        let report = FeatureCacheReport {
-            seconds: started.elapsed().as_secs_f64(),
-            classification: classification.as_ref().map(ClassificationFeatures::size).unwrap_or_default(),
-            ner: ner.as_ref().map(NerFeatures::size).unwrap_or_default(),
-        };
+        let features = data.try_map(|task, dataset| {
+            TaskFeatures::compute(task, model, dataset, &all_examples(dataset), batch_size, half)
+        })?;
+        let report =
+            FeatureCacheReport { seconds: started.elapsed().as_secs_f64(), tasks: features.map(|_, f| f.size()) };
         tracing::info!(
             seconds = report.seconds,
-            classification = %describe(report.classification),
-            ner = %describe(report.ner),
+            cached = %report.tasks.iter().map(|(task, size)| format!("{task} {}", describe(*size))).collect::<Vec<_>>().join(", "),
             "encoder features cached"
         );
-        let fingerprints = (data.classification.map(fingerprint), data.ner.map(fingerprint));
-        Ok(Self { classification, ner, fingerprints, report })
+        let fingerprints = data.map(|_, dataset| fingerprint(dataset));
+        Ok(Self { features, fingerprints, report })
     }
 
     /// How long it took and what it holds.
@@ -62,15 +95,18 @@ impl FeatureCache {
         &self.report
     }
 
+    /// The features of `task`, if cached.
+    pub fn get(&self, task: Task) -> Option<&TaskFeatures> {
+        self.features.get(task)
+    }
+
     /// An error unless every train, validation and test example of `data` is cached, for each task it has.
     pub fn check_serves(&self, data: TaskData<'_>) -> Result<()> {
-        let missing = |dataset: Option<&PreparedDataset>, cached: &dyn Fn(usize) -> bool| {
-            dataset.is_some_and(|d| all_examples(d).into_iter().any(|index| !cached(index)))
-        };
-        let classification = |i| self.classification.as_ref().is_some_and(|f| f.rows.contains_key(&i));
-        let ner = |i| self.ner.as_ref().is_some_and(|f| f.spans.contains_key(&i));
-        let same_data = (data.classification.map(fingerprint), data.ner.map(fingerprint)) == self.fingerprints;
-        if !same_data || missing(data.classification, &classification) || missing(data.ner, &ner) {
+        let same_data = data.map(|_, dataset| fingerprint(dataset)) == self.fingerprints;
+        let complete = data.iter().all(|(task, dataset)| {
+            self.features.get(task).is_some_and(|f| all_examples(dataset).into_iter().all(|index| f.holds(index)))
+        });
+        if !same_data || !complete {
             return Err(TrainError::InvalidConfig(
                 "the feature cache was built for other examples or another train/validation/test split".into(),
             ));
@@ -119,7 +155,7 @@ pub struct NerFeatures {
 }
 
 /// Memory held by cached features.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct CacheSize {
     /// Rows (sentences or tokens).
     pub rows: i64,

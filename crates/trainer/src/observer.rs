@@ -2,6 +2,7 @@
 //! to an [`Observer`]. The loop prints, draws and writes nothing itself; a command-line tool renders these as
 //! progress bars, log files and plots.
 
+use crate::config::Phase;
 use serde::{Deserialize, Serialize};
 
 /// A stage of a run that takes time without being an epoch.
@@ -16,13 +17,15 @@ pub enum Stage {
     Validating,
     /// Scoring the test sets after training.
     EvaluatingAfter,
+    /// Saving the resumable state after an epoch.
+    SavingState,
 }
 
 /// An epoch about to start.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpochStart {
-    /// Which task's training (`classification`, `ner`, or `combined`).
-    pub phase: String,
+    /// What trains: one task (`classification`, `ner`) or all at once (`combined`).
+    pub phase: Phase,
     /// 1-based epoch.
     pub epoch: usize,
     /// The most epochs of the phase.
@@ -34,15 +37,15 @@ pub struct EpochStart {
 /// One optimizer step, for logs and loss curves.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepRecord {
-    /// Which task's batch (in combined mode: `combined`).
-    pub task: String,
+    /// What trains: one task (`classification`, `ner`) or all at once (`combined`).
+    pub phase: Phase,
     /// 1-based epoch.
     pub epoch: usize,
     /// 1-based step within the epoch.
     pub step: usize,
     /// Global step, over all epochs and tasks.
     pub global_step: usize,
-    /// The loss of the batch (combined: the weighted sum).
+    /// The loss of the step's batches (combined: the weighted sum over the tasks).
     pub loss: f64,
     /// Learning-rate factor of the schedule.
     pub lr_factor: f64,
@@ -65,7 +68,7 @@ pub struct ValidationScores {
 
 /// Where an epoch's training time went (seconds, summed over its batches; on CUDA the kernels run asynchronously,
 /// so the split is only indicative there).
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct EpochTiming {
     /// Building batches, the forward pass and the loss.
     pub forward: f64,
@@ -75,11 +78,11 @@ pub struct EpochTiming {
     pub optimizer: f64,
 }
 
-/// One epoch of one task.
+/// One epoch of one phase.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpochRecord {
-    /// Which task (`combined` in combined mode).
-    pub task: String,
+    /// What trains: one task (`classification`, `ner`) or all at once (`combined`).
+    pub phase: Phase,
     /// 1-based epoch.
     pub epoch: usize,
     /// Mean batch loss.

@@ -14,6 +14,7 @@ const EPSILON: f64 = 1e-8;
 
 /// One parameter with its two moments.
 struct ParamState {
+    name: String,
     tensor: Tensor,
     first_moment: Tensor,
     second_moment: Tensor,
@@ -54,7 +55,8 @@ impl Adam {
                     weight_decay,
                     params: params
                         .into_iter()
-                        .map(|(_, tensor)| ParamState {
+                        .map(|(name, tensor)| ParamState {
+                            name,
                             first_moment: tensor.zeros_like(),
                             second_moment: tensor.zeros_like(),
                             tensor,
@@ -83,6 +85,32 @@ impl Adam {
     /// The groups' names and base learning rates.
     pub fn learning_rates(&self) -> Vec<(String, f64)> {
         self.groups.iter().map(|g| (g.name.clone(), g.learning_rate)).collect()
+    }
+
+    /// Updates taken so far.
+    pub fn steps(&self) -> i64 {
+        self.steps
+    }
+
+    /// Each parameter's name with its first and second moments (the state a resumed run needs, with
+    /// [`steps`](Self::steps)).
+    pub fn moments(&self) -> Vec<(&str, &Tensor, &Tensor)> {
+        self.params().map(|p| (p.name.as_str(), &p.first_moment, &p.second_moment)).collect()
+    }
+
+    /// Sets the step count and every parameter's moments from `saved` (name, first or second moment → values),
+    /// as [`moments`](Self::moments) gave them.
+    pub(crate) fn restore(
+        &mut self,
+        steps: i64,
+        mut saved: impl FnMut(&str, bool, &Tensor) -> Result<()>,
+    ) -> Result<()> {
+        for param in self.groups.iter_mut().flat_map(|g| &mut g.sets).flat_map(|s| &mut s.params) {
+            saved(&param.name, true, &param.first_moment)?;
+            saved(&param.name, false, &param.second_moment)?;
+        }
+        self.steps = steps;
+        Ok(())
     }
 
     /// Clears the gradients.

@@ -15,9 +15,22 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tch::Tensor;
 use trainer::{
-    train_and_evaluate, train_and_evaluate_in_group, Mode, NoObserver, Observer, StepRecord, TaskData, TrainConfig,
+    train_and_evaluate, Mode, NoObserver, Observer, RunControl, Session, StepRecord, Task, TaskData, TrainConfig,
     TrainError,
 };
+
+/// Trains `tasks` as one rank of `group`.
+fn train_in_group(
+    model: &heads::MultiTaskModel,
+    tasks: TaskData<'_>,
+    config: &TrainConfig,
+    observer: &mut dyn Observer,
+    group: &ProcessGroup,
+) -> trainer::Result<trainer::TrainOutcome> {
+    Session::new(model, tasks, FreezeStrategy::All, config.clone())?
+        .in_group(group)
+        .train(observer, &RunControl::default())
+}
 
 const ROLE: &str = "TRAINER_TEST_ROLE";
 const OUT: &str = "TRAINER_TEST_OUT";
@@ -107,7 +120,14 @@ fn two_ranks_with_batch_b_train_as_one_process_with_batch_2b() {
     let (classification, ner) = data();
     for (run, mode, with_ner) in RUNS {
         let model = tiny_model(0.0, 5);
-        let tasks = TaskData { classification: Some(&classification), ner: with_ner.then_some(&ner) };
+        let tasks = {
+            let data = TaskData::new().with(Task::Classification, &classification);
+            if with_ner {
+                data.with(Task::Ner, &ner)
+            } else {
+                data
+            }
+        };
         let config = config(mode, 2 * PER_RANK_BATCH);
         train_and_evaluate(&model, &FreezeStrategy::All, tasks, &config, None, &mut NoObserver).expect("one process");
         let single = weights(&model);
@@ -140,10 +160,16 @@ fn rank_trains_every_run() {
     for (run, mode, with_ner) in RUNS {
         // A different initialisation on rank 1: rank 0's weights reach it by the broadcast at the start.
         let model = tiny_model(0.0, if group.rank() == 0 { 5 } else { 6 });
-        let tasks = TaskData { classification: Some(&classification), ner: with_ner.then_some(&ner) };
+        let tasks = {
+            let data = TaskData::new().with(Task::Classification, &classification);
+            if with_ner {
+                data.with(Task::Ner, &ner)
+            } else {
+                data
+            }
+        };
         let config = config(mode, PER_RANK_BATCH);
-        train_and_evaluate_in_group(&model, &FreezeStrategy::All, tasks, &config, None, &mut NoObserver, &group)
-            .expect("data-parallel training");
+        train_in_group(&model, tasks, &config, &mut NoObserver, &group).expect("data-parallel training");
         let mut saved = weights(&model);
         saved.sort_by(|a, b| a.0.cmp(&b.0));
         Tensor::save_multi(&saved, weights_file(&out, run, group.rank())).expect("save the weights");
@@ -195,22 +221,14 @@ fn rank_until_killed(role: &str) {
     let group = group();
     let (classification, _) = data();
     let model = tiny_model(0.0, 5);
-    let tasks = TaskData { classification: Some(&classification), ner: None };
+    let tasks = TaskData::new().with(Task::Classification, &classification);
     let config = config(Mode::Separate, PER_RANK_BATCH);
     let started = Instant::now();
     if role.ends_with("victim") {
-        let _ = train_and_evaluate_in_group(
-            &model,
-            &FreezeStrategy::All,
-            tasks,
-            &config,
-            None,
-            &mut DieAtSecondStep,
-            &group,
-        );
+        let _ = train_in_group(&model, tasks, &config, &mut DieAtSecondStep, &group);
         panic!("the victim outlived its own SIGKILL");
     }
-    match train_and_evaluate_in_group(&model, &FreezeStrategy::All, tasks, &config, None, &mut NoObserver, &group) {
+    match train_in_group(&model, tasks, &config, &mut NoObserver, &group) {
         Err(error @ TrainError::Distributed(_)) => {
             let message = error.to_string();
             assert!(message.starts_with("data-parallel training stopped: "), "{message}");

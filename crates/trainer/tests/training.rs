@@ -8,8 +8,8 @@ use datasets::{Encoded, PreparedDataset, ProcessedDataset, Target};
 use heads::{FreezeStrategy, MultiTaskModel};
 use tch::Tensor;
 use trainer::{
-    evaluate, train_and_evaluate, FeatureCache, Mode, NoObserver, Observer, Split, StepRecord, TaskData, TrainConfig,
-    TrainError,
+    evaluate, train_and_evaluate, FeatureCache, Mode, NoObserver, Observer, Split, StepRecord, Task, TaskData,
+    TrainConfig, TrainError,
 };
 
 /// libtorch's random generator is global to the process and the tests run on parallel threads: every test that
@@ -24,13 +24,13 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 fn a_tiny_model_learns_both_synthetic_tasks() {
     let _rng = serial();
     let (classification, ner) = (classification_data(200), ner_data(100));
-    let both = TaskData { classification: Some(&classification), ner: Some(&ner) };
+    let both = TaskData::new().with(Task::Classification, &classification).with(Task::Ner, &ner);
     // In separate mode a trainable encoder tuned for NER after classification would drift away from the
     // classification head, so each task is checked on its own there; combined mode trains both together.
     let runs = [
         (Mode::Combined, both),
-        (Mode::Separate, TaskData { classification: Some(&classification), ner: None }),
-        (Mode::Separate, TaskData { classification: None, ner: Some(&ner) }),
+        (Mode::Separate, TaskData::new().with(Task::Classification, &classification)),
+        (Mode::Separate, TaskData::new().with(Task::Ner, &ner)),
     ];
     for (mode, data) in runs {
         let model = tiny_model(0.0, 1);
@@ -66,8 +66,8 @@ fn cached_and_uncached_heads_only_training_give_the_same_weights() {
     // Both tasks without dropout; classification alone with dropout: a frozen encoder runs in eval mode whether its
     // outputs are cached or not, and the classification head's dropout draws the same random numbers either way.
     // (The NER head's dropout does not: uncached it draws for every position, cached only for the kept tokens.)
-    let both = TaskData { classification: Some(&classification), ner: Some(&ner) };
-    let classification_only = TaskData { classification: Some(&classification), ner: None };
+    let both = TaskData::new().with(Task::Classification, &classification).with(Task::Ner, &ner);
+    let classification_only = TaskData::new().with(Task::Classification, &classification);
     for (dropout, data) in [(0.0, both), (0.1, classification_only)] {
         let (cached, cached_outcome) = run(true, dropout, data);
         let (uncached, uncached_outcome) = run(false, dropout, data);
@@ -84,7 +84,7 @@ fn cached_and_uncached_heads_only_training_give_the_same_weights() {
 fn a_cache_built_beforehand_scores_the_untrained_model_and_serves_training() {
     let _rng = serial();
     let (classification, ner) = (classification_data(40), ner_data(40));
-    let data = TaskData { classification: Some(&classification), ner: Some(&ner) };
+    let data = TaskData::new().with(Task::Classification, &classification).with(Task::Ner, &ner);
     let config = TrainConfig { epochs: 2, batch_size: 4, ..TrainConfig::default() };
     let scores = |e: &trainer::Evaluation| {
         (
@@ -97,7 +97,7 @@ fn a_cache_built_beforehand_scores_the_untrained_model_and_serves_training() {
 
     let model = tiny_model(0.0, 7);
     let cache = FeatureCache::build(&model, data, 32, false).expect("cache");
-    assert_eq!(cache.report().classification.rows, 40);
+    assert_eq!(cache.report().tasks.get(Task::Classification).map(|size| size.rows), Some(40));
     let live = evaluate(&model, data, Split::Test, 4, None).expect("live evaluation");
     let cached = evaluate(&model, data, Split::Test, 4, Some(&cache)).expect("cached evaluation");
     assert_eq!(scores(&live), scores(&cached));
@@ -118,7 +118,7 @@ fn a_cache_built_beforehand_scores_the_untrained_model_and_serves_training() {
 fn a_cache_that_cannot_serve_is_an_error() {
     let _rng = serial();
     let (classification, ner, other) = (classification_data(40), ner_data(40), classification_data(30));
-    let data = TaskData { classification: Some(&classification), ner: Some(&ner) };
+    let data = TaskData::new().with(Task::Classification, &classification).with(Task::Ner, &ner);
     let config = TrainConfig { epochs: 1, batch_size: 4, ..TrainConfig::default() };
     let model = tiny_model(0.0, 7);
 
@@ -128,7 +128,7 @@ fn a_cache_that_cannot_serve_is_an_error() {
     assert!(matches!(&error, TrainError::InvalidConfig(m) if m.contains("trains the encoder")), "{error}");
 
     let cache = FeatureCache::build(&model, data, 32, false).expect("cache");
-    let data = TaskData { classification: Some(&other), ner: Some(&ner) };
+    let data = TaskData::new().with(Task::Classification, &other).with(Task::Ner, &ner);
     assert!(matches!(evaluate(&model, data, Split::Test, 4, Some(&cache)), Err(TrainError::InvalidConfig(_))));
     let error = train_and_evaluate(&model, &FreezeStrategy::HeadsOnly, data, &config, Some(cache), &mut NoObserver)
         .expect_err("other data");
@@ -139,7 +139,7 @@ fn a_cache_that_cannot_serve_is_an_error() {
 fn frozen_parameters_do_not_change() {
     let _rng = serial();
     let (classification, ner) = (classification_data(20), ner_data(20));
-    let data = TaskData { classification: Some(&classification), ner: Some(&ner) };
+    let data = TaskData::new().with(Task::Classification, &classification).with(Task::Ner, &ner);
     for strategy in [FreezeStrategy::None, FreezeStrategy::HeadsOnly, FreezeStrategy::OutputLayers(1)] {
         let model = tiny_model(0.1, 3);
         let before = weights(&model);
@@ -170,7 +170,7 @@ fn combined_mode_cycles_the_shorter_task() {
     let _rng = serial();
     // 40 classification training examples (10 batches of 4) against 8 NER ones (2 batches).
     let (classification, ner) = (classification_data(50), ner_data(10));
-    let data = TaskData { classification: Some(&classification), ner: Some(&ner) };
+    let data = TaskData::new().with(Task::Classification, &classification).with(Task::Ner, &ner);
     let model = tiny_model(0.0, 5);
     let config = TrainConfig { mode: Mode::Combined, epochs: 1, batch_size: 4, ..TrainConfig::default() };
     let mut steps = Steps::default();
@@ -185,7 +185,7 @@ fn combined_mode_cycles_the_shorter_task() {
 fn gradient_accumulation_equals_one_larger_batch() {
     let _rng = serial();
     let classification = classification_data(40);
-    let data = TaskData { classification: Some(&classification), ner: None };
+    let data = TaskData::new().with(Task::Classification, &classification);
     let run = |batch_size: usize, gradient_accumulation: usize| {
         let model = tiny_model(0.0, 11);
         let config = TrainConfig {
@@ -209,7 +209,7 @@ fn gradient_accumulation_equals_one_larger_batch() {
 fn a_non_finite_loss_stops_training_with_its_place() {
     let _rng = serial();
     let (classification, ner) = (classification_data(20), ner_data(20));
-    let data = TaskData { classification: Some(&classification), ner: Some(&ner) };
+    let data = TaskData::new().with(Task::Classification, &classification).with(Task::Ner, &ner);
     let model = tiny_model(0.0, 2);
     // Poison the classification head: every logit becomes NaN.
     tch::no_grad(|| {
@@ -274,7 +274,7 @@ fn the_best_validation_epoch_is_kept_and_training_stops_early() {
     }
     let relabelled = ProcessedDataset::new(examples, data.label_names().to_vec(), 0);
     let data = PreparedDataset::from_split(relabelled, train, validation, data.test().to_vec()).expect("split");
-    let tasks = TaskData { classification: Some(&data), ner: None };
+    let tasks = TaskData::new().with(Task::Classification, &data);
     let model = tiny_model(0.0, 3);
     let config =
         TrainConfig { epochs: 6, batch_size: 8, learning_rate: 3e-3, patience: Some(2), ..TrainConfig::default() };
@@ -306,7 +306,7 @@ fn the_best_validation_epoch_is_kept_and_training_stops_early() {
 fn patience_needs_validation_examples() {
     let _rng = serial();
     let data = classification_data(40);
-    let tasks = TaskData { classification: Some(&data), ner: None };
+    let tasks = TaskData::new().with(Task::Classification, &data);
     let config = TrainConfig { patience: Some(1), ..TrainConfig::default() };
     let error =
         train_and_evaluate(&tiny_model(0.0, 1), &FreezeStrategy::HeadsOnly, tasks, &config, None, &mut NoObserver)
@@ -325,9 +325,9 @@ fn the_finetune_recipe_learns_both_tasks_with_validation_in_either_mode() {
     // Combined mode trains the shared encoder on both tasks at once; separate mode is checked one task at a time
     // (training NER after classification moves the encoder away from the classification head).
     let runs = [
-        (Mode::Combined, TaskData { classification: Some(&classification), ner: Some(&ner) }),
-        (Mode::Separate, TaskData { classification: Some(&classification), ner: None }),
-        (Mode::Separate, TaskData { classification: None, ner: Some(&ner) }),
+        (Mode::Combined, TaskData::new().with(Task::Classification, &classification).with(Task::Ner, &ner)),
+        (Mode::Separate, TaskData::new().with(Task::Classification, &classification)),
+        (Mode::Separate, TaskData::new().with(Task::Ner, &ner)),
     ];
     for (mode, data) in runs {
         let model = tiny_model(0.1, 1);
@@ -370,7 +370,7 @@ fn the_finetune_recipe_learns_both_tasks_with_validation_in_either_mode() {
 fn each_separate_phase_has_its_own_warm_up_and_decay() {
     let _rng = serial();
     let (classification, ner) = (classification_data(40), ner_data(40));
-    let data = TaskData { classification: Some(&classification), ner: Some(&ner) };
+    let data = TaskData::new().with(Task::Classification, &classification).with(Task::Ner, &ner);
     let config = TrainConfig {
         epochs: 2,
         batch_size: 4,
@@ -381,7 +381,7 @@ fn each_separate_phase_has_its_own_warm_up_and_decay() {
     train_and_evaluate(&tiny_model(0.0, 2), &FreezeStrategy::HeadsOnly, data, &config, None, &mut steps)
         .expect("trains");
     for task in ["classification", "ner"] {
-        let factors: Vec<f64> = steps.0.iter().filter(|s| s.task == task).map(|s| s.lr_factor).collect();
+        let factors: Vec<f64> = steps.0.iter().filter(|s| s.phase.to_string() == task).map(|s| s.lr_factor).collect();
         // 2 epochs of 8 batches: 4 warm-up steps rising to 1, then a decay towards 0.
         assert_eq!(factors.len(), 16, "{task}");
         assert_eq!(&factors[..4], [0.25, 0.5, 0.75, 1.0], "{task}: {factors:?}");
@@ -393,7 +393,7 @@ fn each_separate_phase_has_its_own_warm_up_and_decay() {
 fn strategies_with_layer_decay_change_only_what_they_train() {
     let _rng = serial();
     let (classification, ner) = (classification_data(20), ner_data(20));
-    let data = TaskData { classification: Some(&classification), ner: Some(&ner) };
+    let data = TaskData::new().with(Task::Classification, &classification).with(Task::Ner, &ner);
     for strategy in [FreezeStrategy::OutputLayers(1), FreezeStrategy::All] {
         let model = tiny_model(0.1, 3);
         let before = weights(&model);
@@ -418,7 +418,7 @@ fn strategies_with_layer_decay_change_only_what_they_train() {
 fn bf16_training_keeps_f32_weights_and_learns() {
     let _rng = serial();
     let classification = classification_data(120);
-    let data = TaskData { classification: Some(&classification), ner: None };
+    let data = TaskData::new().with(Task::Classification, &classification);
     let mut model = tiny_model(0.0, 4);
     model.set_precision(encoder::Precision::Bf16).expect("bf16");
     let config = TrainConfig { epochs: 6, batch_size: 8, learning_rate: 3e-3, ..TrainConfig::default() };
@@ -456,7 +456,7 @@ fn data_that_does_not_fit_the_model_is_refused_before_training_naming_the_exampl
         let classification =
             PreparedDataset::from_split(data, clean.train().to_vec(), Vec::new(), clean.test().to_vec())
                 .expect("split");
-        let data = TaskData { classification: Some(&classification), ner: Some(&ner) };
+        let data = TaskData::new().with(Task::Classification, &classification).with(Task::Ner, &ner);
         let before = weights(&model);
         let error = train_and_evaluate(&model, &FreezeStrategy::All, data, &config, None, &mut NoObserver)
             .expect_err("refused");
@@ -475,7 +475,7 @@ fn data_that_does_not_fit_the_model_is_refused_before_training_naming_the_exampl
     let bad_tags =
         PreparedDataset::from_split(data, clean.train().to_vec(), Vec::new(), clean.test().to_vec()).expect("split");
     let classification = classification_data(20);
-    let data = TaskData { classification: Some(&classification), ner: Some(&bad_tags) };
+    let data = TaskData::new().with(Task::Classification, &classification).with(Task::Ner, &bad_tags);
     let error = evaluate(&model, data, Split::Test, 4, None).expect_err("tag out of range");
     assert!(error.to_string().contains("the ner data does not fit the model: example 5: word label 9"), "{error}");
 }

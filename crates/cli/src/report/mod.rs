@@ -18,7 +18,7 @@ pub fn epoch_line(epoch: &EpochRecord) -> String {
     });
     format!(
         "{} epoch {}: mean loss {:.4}, {} batches, {:.1} s{}{validation}",
-        epoch.task,
+        epoch.phase,
         epoch.epoch,
         epoch.mean_loss,
         epoch.steps,

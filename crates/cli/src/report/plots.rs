@@ -43,14 +43,14 @@ fn draw_loss(
         .build_cartesian_2d(0usize..max_step, 0.0..max_loss)
         .map_err(|e| e.to_string())?;
     chart.configure_mesh().x_desc("optimizer step").y_desc("loss").draw().map_err(|e| e.to_string())?;
-    let mut tasks: Vec<&str> = steps.iter().map(|s| s.task.as_str()).collect();
+    let mut tasks: Vec<String> = steps.iter().map(|s| s.phase.to_string()).collect();
     tasks.dedup();
     tasks.sort_unstable();
     tasks.dedup();
     for (i, task) in tasks.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         let points: Vec<(usize, f64)> =
-            steps.iter().filter(|s| s.task == *task).map(|s| (s.global_step, s.loss)).collect();
+            steps.iter().filter(|s| s.phase.to_string() == *task).map(|s| (s.global_step, s.loss)).collect();
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))
             .map_err(|e| e.to_string())?
@@ -203,7 +203,11 @@ mod tests {
         };
         let steps: Vec<StepRecord> = (1..=5)
             .map(|i| StepRecord {
-                task: if i < 4 { "classification".into() } else { "ner".into() },
+                phase: if i < 4 {
+                    trainer::Phase::One(trainer::Task::Classification)
+                } else {
+                    trainer::Phase::One(trainer::Task::Ner)
+                },
                 epoch: 1,
                 step: i,
                 global_step: i,

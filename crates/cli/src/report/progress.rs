@@ -51,6 +51,7 @@ impl Observer for ProgressBars {
             Stage::EvaluatingBefore => "scoring the test sets before training",
             Stage::Validating => "scoring the validation sets",
             Stage::EvaluatingAfter => "scoring the test sets after training",
+            Stage::SavingState => "saving the run's state",
         };
         self.spinner(message);
     }

@@ -1,15 +1,16 @@
 //! The two tasks' data (the user's files, the notebook's, or the embedded corpora), its summary, and the model
 //! built for it.
 
-use super::{ReproduceArgs, Settings};
+use super::ReproduceArgs;
 use anyhow::{bail, Context, Result};
 use datasets::{
     prepare_classification, prepare_ner, ClassificationOptions, NerOptions, PrepareOptions, PreparedDataset, TestSize,
 };
-use encoder::SentenceEncoder;
+use encoder::{Precision, SentenceEncoder};
 use heads::{MultiTaskConfig, MultiTaskModel};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use trainer::{Settings, Task, TaskData};
 
 /// What Task 2 loaded.
 #[derive(Debug, Serialize)]
@@ -28,25 +29,23 @@ pub(super) struct TaskDataSummary {
     pub(super) batch_shapes: Vec<(String, Vec<i64>)>,
 }
 
-/// The multi-task model on the pretrained encoder, with the settings' attention dropout and precision.
-pub(super) fn build_model(
-    args: &ReproduceArgs,
+/// The multi-task model on the pretrained encoder `model_dir` with a head per task of `data` (labels from the data),
+/// with the settings' pooling, attention dropout and `precision`.
+pub(crate) fn build_model(
+    model_dir: &Path,
     settings: &Settings,
-    classification: &PreparedDataset,
-    ner: &PreparedDataset,
+    data: &TaskData<'_>,
+    precision: Precision,
     device: tch::Device,
 ) -> Result<MultiTaskModel> {
-    let mut config = MultiTaskConfig::for_pretrained(
-        &args.model.model,
-        classification.label_names().to_vec(),
-        ner.label_names().to_vec(),
-        args.pooling,
-    )?;
+    let labels = |task: Task| data.get(task).map(|d| d.label_names().to_vec()).unwrap_or_default();
+    let mut config =
+        MultiTaskConfig::for_pretrained(model_dir, labels(Task::Classification), labels(Task::Ner), settings.pooling)?;
     if let Some(dropout) = settings.attention_dropout {
         config.encoder.attention_probs_dropout_prob = dropout;
     }
-    let mut model = MultiTaskModel::from_pretrained_config(&args.model.model, config, device)?;
-    model.set_precision(settings.precision.precision)?;
+    let mut model = MultiTaskModel::from_pretrained_config(model_dir, config, device)?;
+    model.set_precision(precision)?;
     Ok(model)
 }
 
@@ -72,42 +71,71 @@ pub(super) fn resolve(given: &Option<PathBuf>, kaggle: &str, embedded: &str) -> 
     Ok((embedded, "embedded default"))
 }
 
+/// Where each task's data comes from: the file, and what kind of source it is.
+pub(super) struct Sources {
+    pub(super) classification: (PathBuf, &'static str),
+    pub(super) ner: (PathBuf, &'static str),
+}
+
+/// The files `reproduce` reads: the user's, the notebook's Kaggle files in data/raw, or the embedded corpora.
+pub(super) fn resolve_sources(args: &ReproduceArgs) -> Result<Sources> {
+    Ok(Sources {
+        classification: resolve(&args.classification, "data/raw/classification_dataset.xlsx", "rotten_tomatoes.csv")?,
+        ner: resolve(&args.ner, "data/raw/ner_dataset.xlsx", "wnut16_train.conll")?,
+    })
+}
+
 /// A prepared dataset with the file it came from and what kind of source that was.
 pub(super) struct LoadedData {
     pub(super) dataset: PreparedDataset,
     pub(super) source: (PathBuf, &'static str),
 }
 
+/// Both tasks' data.
+pub(super) struct Loaded {
+    pub(super) classification: LoadedData,
+    pub(super) ner: LoadedData,
+}
+
+impl Loaded {
+    /// The datasets, by task.
+    pub(super) fn tasks(&self) -> TaskData<'_> {
+        TaskData::new().with(Task::Classification, &self.classification.dataset).with(Task::Ner, &self.ner.dataset)
+    }
+}
+
 pub(super) fn load_data(
     args: &ReproduceArgs,
+    sources: Sources,
     encoder: &SentenceEncoder,
     validation_fraction: f64,
-) -> Result<(LoadedData, LoadedData)> {
+    seed: u64,
+) -> Result<Loaded> {
     let tokenizer = encoder.tokenizer().inner();
     let prepare = PrepareOptions {
         test_size: TestSize::Count(args.test_size),
-        seed: args.seed,
+        seed,
         sample_ratio: 1.0,
         ..PrepareOptions::default()
     };
-    let (path, source) = resolve(&args.classification, "data/raw/classification_dataset.xlsx", "rotten_tomatoes.csv")?;
+    let (path, source) = sources.classification;
     let options = if source == "embedded default" {
         ClassificationOptions::rotten_tomatoes()
     } else {
-        ClassificationOptions::default()
+        ClassificationOptions::notebook()
     };
     let mut classification = prepare_classification(&path, &options, tokenizer, &prepare)
         .with_context(|| format!("cannot load the classification data {}", path.display()))?;
-    classification.sample_train(args.sample_ratio, args.seed, 1)?;
-    classification.hold_out_validation(validation_fraction, args.seed).context("classification data")?;
+    classification.sample_train(args.sample_ratio, seed, 1)?;
+    classification.hold_out_validation(validation_fraction, seed).context("classification data")?;
     let classification = LoadedData { dataset: classification, source: (path, source) };
 
-    let (path, source) = resolve(&args.ner, "data/raw/ner_dataset.xlsx", "wnut16_train.conll")?;
+    let (path, source) = sources.ner;
     let mut ner = prepare_ner(&path, &NerOptions::default(), tokenizer, &prepare)
         .with_context(|| format!("cannot load the NER data {}", path.display()))?;
-    ner.sample_train(args.sample_ratio, args.seed, 2)?;
-    ner.hold_out_validation(validation_fraction, args.seed).context("NER data")?;
-    Ok((classification, LoadedData { dataset: ner, source: (path, source) }))
+    ner.sample_train(args.sample_ratio, seed, 2)?;
+    ner.hold_out_validation(validation_fraction, seed).context("NER data")?;
+    Ok(Loaded { classification, ner: LoadedData { dataset: ner, source: (path, source) } })
 }
 
 pub(super) fn summarize(loaded: &LoadedData, batch_size: usize) -> Result<TaskDataSummary> {

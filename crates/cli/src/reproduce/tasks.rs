@@ -1,25 +1,22 @@
 //! Tasks 1, 2 and 4 of the notebook: each computes, shows its results through the transcript and returns them
 //! typed for `metrics.json`.
 
-use super::data::{summarize, LoadedData, TaskDataSummary};
-use super::{ReproduceArgs, Settings, NOTEBOOK_SENTENCES};
+use super::data::{summarize, Loaded, TaskDataSummary};
+use super::{Plan, NOTEBOOK_SENTENCES};
 use crate::embed::{embed, render};
-use crate::report::progress::{Fanout, ProgressBars};
-use crate::report::run_dir::RunDirectory;
+use crate::report::evaluation_text;
+use crate::report::progress::ProgressBars;
+use crate::report::run_dir::ClaimedRun;
 use crate::report::transcript::Transcript;
-use crate::report::{epoch_line, evaluation_text};
-use anyhow::{bail, Result};
-use distributed::ProcessGroup;
+use crate::run::{fit, Fit};
+use anyhow::Result;
 use encoder::reference::{compare, ParityReport, ReferenceOutputs};
-use encoder::{Pooling, SentenceEncoder};
+use encoder::{Pooling, ResolvedPrecision, SentenceEncoder};
 use heads::MultiTaskModel;
 use serde::Serialize;
 use std::path::Path;
 use std::time::Instant;
-use trainer::{
-    evaluate, freezes_encoder, train_and_evaluate, train_and_evaluate_in_group, Evaluation, FeatureCache,
-    FeatureCacheReport, Split, TaskData, TrainOutcome,
-};
+use trainer::{Evaluation, FeatureCacheReport, Session, Settings, Split, TrainOutcome};
 
 /// What Task 1 measured.
 #[derive(Debug, Serialize)]
@@ -123,16 +120,16 @@ pub(super) fn task1(
     })
 }
 
-pub(super) fn task2(
-    args: &ReproduceArgs,
-    settings: &Settings,
-    model: &MultiTaskModel,
-    loaded: [&LoadedData; 2],
+pub(super) fn task2<'a>(
+    plan: &Plan<'a>,
+    model: &'a MultiTaskModel,
+    loaded: &'a Loaded,
     started: Instant,
     transcript: &mut Transcript,
-) -> Result<(Task2, Option<FeatureCache>)> {
+) -> Result<(Task2, Session<'a>)> {
+    let settings = &plan.config.settings;
     let mut summaries = Vec::new();
-    for (name, loaded) in ["Classification", "NER"].into_iter().zip(loaded) {
+    for (name, loaded) in [("Classification", &loaded.classification), ("NER", &loaded.ner)] {
         let summary = summarize(loaded, settings.train.batch_size)?;
         let text = format!(
             "{name}: {} ({}), {} rows read, {} examples kept; {}\n  labels: {}\n  train {} / validation {} / test {}; \
@@ -153,125 +150,69 @@ pub(super) fn task2(
         transcript.block(&text);
         summaries.push(summary);
     }
-    let data = TaskData { classification: Some(&loaded[0].dataset), ner: Some(&loaded[1].dataset) };
+    let mut session = Session::new(model, loaded.tasks(), settings.strategy, settings.train.clone())?;
+    if let Some(group) = plan.group {
+        session = session.in_group(group);
+    }
     // With a frozen encoder its outputs are computed once, here: the untrained scores and Task 4 both use them.
-    let config = &settings.train;
-    let cache = if freezes_encoder(&settings.strategy) && config.feature_cache {
-        let mut spinner = ProgressBars::new(!args.quiet);
-        spinner.spinner("running the frozen encoder once over every example");
-        let cache = FeatureCache::build(model, data, config.batch_size.max(32), config.feature_cache_half)?;
-        spinner.clear();
-        let built = cache.report();
-        let text = format!(
-            "Encoder features of every train, validation and test example computed once in {:.1} s (classification {}, NER {}); \
-             the scores below and Task 4's {} training use them",
+    let mut spinner = ProgressBars::new(!plan.args.run.quiet && plan.group.is_none_or(|g| g.rank() == 0));
+    let feature_cache = session.prepare_features(&mut spinner)?.cloned();
+    spinner.clear();
+    if let Some(built) = &feature_cache {
+        let sizes: Vec<String> = built
+            .tasks
+            .iter()
+            .map(|(task, size)| format!("{} {}", task.title(), trainer::features::describe(*size)))
+            .collect();
+        transcript.line(&format!(
+            "Encoder features of every train, validation and test example computed once in {:.1} s ({}); the \
+             scores below and Task 4's {} training use them.",
             built.seconds,
-            trainer::features::describe(built.classification),
-            trainer::features::describe(built.ner),
+            sizes.join(", "),
             settings.strategy
-        );
-        transcript.line(&format!("{text}."));
-        Some(cache)
-    } else {
-        None
-    };
+        ));
+    }
     transcript.line("The untrained model (pretrained encoder, random heads) on the test sets:");
-    let untrained = evaluate(model, data, Split::Test, 32, cache.as_ref())?;
+    let untrained = session.evaluate(Split::Test)?;
     transcript.block(&evaluation_text(&untrained));
     let mut summaries = summaries.into_iter();
-    let (Some(classification), Some(ner)) = (summaries.next(), summaries.next()) else { bail!("missing summary") };
-    let feature_cache = cache.as_ref().map(|c| c.report().clone());
+    let (Some(classification), Some(ner)) = (summaries.next(), summaries.next()) else {
+        anyhow::bail!("missing summary")
+    };
     let seconds = started.elapsed().as_secs_f64();
-    Ok((Task2 { classification, ner, feature_cache, untrained, seconds }, cache))
+    Ok((Task2 { classification, ner, feature_cache, untrained, seconds }, session))
 }
 
-/// Trains and scores; in a data-parallel run, as one rank of `group`, with the run directory (records, plots,
-/// checkpoint) and progress bars on rank 0 only (`run_dir` is `None` on the others).
-#[allow(clippy::too_many_arguments)]
+/// Trains and scores through the one training path; in a data-parallel run, as one rank, with the run directory
+/// (records, plots, checkpoint) and progress bars on rank 0 only (`run_dir` is `None` on the others).
 pub(super) fn task4(
-    args: &ReproduceArgs,
-    settings: Settings,
+    plan: &Plan<'_>,
     model: &MultiTaskModel,
-    data: TaskData<'_>,
-    cache: Option<FeatureCache>,
-    run_dir: Option<&Path>,
-    group: Option<&ProcessGroup>,
+    session: &mut Session<'_>,
+    run_dir: Option<&ClaimedRun>,
+    precision: &ResolvedPrecision,
     transcript: &mut Transcript,
 ) -> Result<Task4> {
     let started = Instant::now();
-    let mut run = run_dir.map(RunDirectory::create).transpose()?;
-    let mut progress = ProgressBars::new(!args.quiet && run_dir.is_some());
-    let outcome = {
-        let mut observers: Vec<&mut dyn trainer::Observer> = vec![&mut progress];
-        if let Some(run) = &mut run {
-            observers.push(run);
-        }
-        let mut observers = Fanout(observers);
-        let (strategy, config) = (&settings.strategy, &settings.train);
-        match group {
-            Some(group) => train_and_evaluate_in_group(model, strategy, data, config, cache, &mut observers, group)?,
-            None => train_and_evaluate(model, strategy, data, config, cache, &mut observers)?,
-        }
-    };
-    progress.clear();
-    if let Some(cache) = &outcome.feature_cache {
-        transcript.line(&format!(
-            "Heads trained on the encoder features cached in Task 2 ({:.1} s; classification {}, NER {})",
-            cache.seconds,
-            trainer::features::describe(cache.classification),
-            trainer::features::describe(cache.ner)
-        ));
-    }
-    transcript.block(&epoch_lines(&outcome));
-    let phases = phase_lines(&outcome);
-    if !phases.is_empty() {
-        transcript.line(&format!("{phases}\n\nSelection: {}.", outcome.selection));
-    }
-    transcript.line("Metrics before training:");
-    transcript.block(&evaluation_text(&outcome.before));
-    transcript.line("Metrics after training:");
-    transcript.block(&evaluation_text(&outcome.after));
-    let (Some(run_dir), Some(run)) = (run_dir, run) else {
-        let seconds = started.elapsed().as_secs_f64();
-        return Ok(Task4 { settings, outcome, checkpoint: String::new(), seconds });
-    };
-    let checkpoint = run_dir.join("checkpoint");
-    model.save(&checkpoint, &args.model.model, Some(settings.strategy))?;
-    run.finish(&outcome)?;
-    transcript.line(&format!(
-        "Training took {:.1} s ({} values trained); evaluation {:.1} s before, {:.1} s after. Intervals are 95% \
-         percentile-bootstrap intervals over the test examples (sentences for NER). Plots: `loss.svg`, \
-         `scores.svg`, `confusion_matrix.svg`. Checkpoint: `checkpoint/`.",
-        outcome.training_seconds, outcome.trainable_parameters, outcome.before.seconds, outcome.after.seconds,
-    ));
+    let settings = plan.config.settings.clone();
+    let fingerprint = plan.config.fingerprint(precision)?;
+    let (outcome, checkpoint) = fit(
+        session,
+        model,
+        Fit {
+            model_dir: &plan.args.model.model,
+            settings: &settings,
+            run: run_dir,
+            resume: None,
+            fingerprint,
+            quiet: plan.args.run.quiet,
+            resume_command: None,
+        },
+        transcript,
+    )?;
     let seconds = started.elapsed().as_secs_f64();
-    Ok(Task4 { settings, outcome, checkpoint: checkpoint.display().to_string(), seconds })
-}
-
-/// One line per epoch: loss, time, validation scores.
-pub(super) fn epoch_lines(outcome: &TrainOutcome) -> String {
-    outcome.epochs.iter().map(epoch_line).collect::<Vec<_>>().join("\n")
-}
-
-/// Which epoch each phase kept, when there was validation.
-pub(super) fn phase_lines(outcome: &TrainOutcome) -> String {
-    outcome
-        .phases
-        .iter()
-        .filter_map(|phase| {
-            phase.best_metric.map(|metric| {
-                format!(
-                    "{}: kept epoch {} of {} (validation metric {:.4}){}",
-                    phase.phase,
-                    phase.kept_epoch,
-                    phase.epochs_run,
-                    metric,
-                    if phase.stopped_early { ", stopped early" } else { "" }
-                )
-            })
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    let checkpoint = checkpoint.map(|path| path.display().to_string()).unwrap_or_default();
+    Ok(Task4 { settings, outcome, checkpoint, seconds })
 }
 
 /// Compares with the built-in reference outputs when they were made by this model (same directory name).

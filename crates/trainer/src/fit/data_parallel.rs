@@ -43,11 +43,12 @@ impl Ranks<'_> {
         (slice, weight)
     }
 
-    /// Sums the gradients of `params` and `loss` (this rank's weighted loss since the last step) over the ranks, in
-    /// one flat buffer; returns the summed loss. Gradients a rank never produced count as zeros. A single process
-    /// keeps its gradients and loss as they are.
-    pub(super) fn sum_gradients(&self, params: &[Tensor], loss: f64) -> Result<f64> {
-        let Some(group) = self.group else { return Ok(loss) };
+    /// Sums the gradients of `params`, `loss` (this rank's weighted loss since the last step) and whether this rank
+    /// was asked to `stop`, over the ranks, in one flat buffer; returns the summed loss and whether any rank was
+    /// asked to stop (so that all stop after the same step). Gradients a rank never produced count as zeros. A
+    /// single process keeps its gradients, loss and stop as they are.
+    pub(super) fn sum_gradients(&self, params: &[Tensor], loss: f64, stop: bool) -> Result<(f64, bool)> {
+        let Some(group) = self.group else { return Ok((loss, stop)) };
         // A rank whose slices were all empty (or that never reached a parameter) has undefined gradients: make
         // them zeros, so that every rank sends the same layout.
         let missing: Vec<&Tensor> = params.iter().filter(|p| !p.grad().defined()).collect();
@@ -59,7 +60,8 @@ impl Ranks<'_> {
         }
         let grads: Vec<Tensor> = params.iter().map(Tensor::grad).collect();
         let mut parts: Vec<Tensor> = grads.iter().map(|g| g.reshape([-1])).collect();
-        parts.push(Tensor::from_slice(&[loss as f32]).to_kind(grads.first().map_or(tch::Kind::Float, Tensor::kind)));
+        let kind = grads.first().map_or(tch::Kind::Float, Tensor::kind);
+        parts.push(Tensor::from_slice(&[loss as f32, if stop { 1.0 } else { 0.0 }]).to_kind(kind));
         let flat = Tensor::f_cat(&parts, 0)?;
         group.all_reduce_sum(std::slice::from_ref(&flat))?;
         let mut offset = 0;
@@ -72,7 +74,7 @@ impl Ranks<'_> {
             }
             Ok(())
         })?;
-        Ok(flat.double_value(&[offset]))
+        Ok((flat.double_value(&[offset]), flat.double_value(&[offset + 1]) > 0.0))
     }
 
     /// Makes every rank start from rank 0's weights (all of the model's variables, in name order).

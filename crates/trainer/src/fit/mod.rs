@@ -1,87 +1,40 @@
-//! The training loop of the notebook's Task 4: evaluate, train (separate or combined), evaluate again; with
-//! validation examples, each epoch is scored on them, the best epoch's weights are kept and training can stop early.
+//! A training session: a model, each task's data, a freezing strategy and the loop's settings. It owns the frozen
+//! encoder's feature cache, scores any split, and trains: evaluate, train (the phases of separate or combined mode),
+//! evaluate again. With validation examples, each epoch is scored on them, the best epoch's weights are kept and
+//! training can stop early. After every epoch the run can leave a resumable state, and a run resumed from it ends
+//! with the weights an uninterrupted run ends with.
 
 mod batches;
 mod data_parallel;
 mod phases;
+pub mod state;
 
-pub use batches::separate_epoch_batches;
+pub use batches::epoch_batches;
 
 use crate::check::{check_data_fits, warn_if_nothing_to_learn};
-use crate::config::{Mode, Task, TrainConfig};
+use crate::config::{Phase, TrainConfig};
+use crate::data::{has_validation, Split, TaskData};
 use crate::error::{Result, TrainError};
-use crate::evaluate::{evaluate_classification, evaluate_ner, Backbone, ClassificationEvaluation, NerEvaluation};
+use crate::evaluate::{score, Evaluation};
 use crate::features::{FeatureCache, FeatureCacheReport};
 use crate::observer::{EpochRecord, Observer, Stage};
 use data_parallel::Ranks;
-use datasets::PreparedDataset;
+use datasets::Target;
 use distributed::ProcessGroup;
 use heads::{FreezeStrategy, MultiTaskModel, ParamGroup};
-use phases::{Phase, Trainer};
-use serde::Serialize;
+use phases::{PlannedPhase, Trainer};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use state::{Fingerprint, Position, ResumeState, StateRecord, STATE_FORMAT_VERSION};
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-/// The two tasks' data; either may be absent.
-#[derive(Clone, Copy)]
-pub struct TaskData<'a> {
-    /// Sentence classification examples with their train/validation/test split.
-    pub classification: Option<&'a PreparedDataset>,
-    /// NER examples with their train/validation/test split.
-    pub ner: Option<&'a PreparedDataset>,
-}
-
-impl<'a> TaskData<'a> {
-    /// The data of `task`.
-    pub fn get(&self, task: Task) -> Option<&'a PreparedDataset> {
-        match task {
-            Task::Classification => self.classification,
-            Task::Ner => self.ner,
-        }
-    }
-
-    /// Whether every present task has validation examples (and at least one task is present).
-    pub fn has_validation(&self) -> bool {
-        let present: Vec<&PreparedDataset> = Task::BOTH.iter().filter_map(|&task| self.get(task)).collect();
-        !present.is_empty() && present.iter().all(|d| !d.validation().is_empty())
-    }
-}
-
-/// Which examples to score.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Split {
-    /// The validation examples (held out of training).
-    Validation,
-    /// The test examples.
-    Test,
-}
-
-impl Split {
-    /// The example indices of this split of `data`.
-    pub fn of(self, data: &PreparedDataset) -> &[usize] {
-        match self {
-            Self::Validation => data.validation(),
-            Self::Test => data.test(),
-        }
-    }
-}
-
-/// Scores of both tasks at one point in time.
-#[derive(Debug, Clone, Serialize)]
-pub struct Evaluation {
-    /// Classification scores.
-    pub classification: Option<ClassificationEvaluation>,
-    /// NER scores.
-    pub ner: Option<NerEvaluation>,
-    /// Seconds the evaluation took.
-    pub seconds: f64,
-}
-
-/// How one phase of training went (a task in separate mode, both in combined mode).
-#[derive(Debug, Clone, Serialize)]
+/// How one phase of training went (a task in separate mode, every task in combined mode).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PhaseOutcome {
-    /// `classification`, `ner` or `combined`.
-    pub phase: String,
+    /// What trained.
+    pub phase: Phase,
     /// Epochs run.
     pub epochs_run: usize,
     /// The epoch whose weights were kept (the best by validation; the last without validation).
@@ -109,8 +62,10 @@ pub struct TrainOutcome {
     pub feature_cache: Option<FeatureCacheReport>,
     /// Values the optimizer updated.
     pub trainable_parameters: i64,
-    /// Seconds of training (epochs and validation).
+    /// Seconds of training (epochs and validation), over every process that worked on the run.
     pub training_seconds: f64,
+    /// Where the run resumed, when it continued a saved state.
+    pub resumed_from: Option<Position>,
 }
 
 /// The selection rule, as the run records it.
@@ -122,12 +77,280 @@ pub fn freezes_encoder(strategy: &FreezeStrategy) -> bool {
     matches!(strategy, FreezeStrategy::None | FreezeStrategy::HeadsOnly)
 }
 
-/// Evaluates, trains with `strategy` and evaluates again, reporting progress to `observer`.
-///
-/// `cache`: encoder features built beforehand (e.g. to score the untrained model); with a frozen encoder and the
-/// feature cache on, one is built here when none is given. With validation examples in every task's data
-/// ([`PreparedDataset::hold_out_validation`]), each epoch is scored on them, the best epoch's weights are restored
-/// at the end of each phase, and `config.patience` stops a phase early.
+/// How a run saves, resumes and stops.
+#[derive(Default)]
+pub struct RunControl<'a> {
+    /// Where the resumable state is written after every epoch (and when the run stops); `None`: nowhere.
+    pub save_state_to: Option<&'a Path>,
+    /// A saved state to continue from (read with [`ResumeState::read`]); its fingerprint must match this run's.
+    pub resume_from: Option<&'a ResumeState>,
+    /// Set it (e.g. on Ctrl-C) to stop after the current optimizer step: the state is saved and training returns
+    /// [`TrainError::Stopped`].
+    pub stop: Option<&'a AtomicBool>,
+    /// Settings of the caller's that a resumed run must share (the trainer adds its own and the data's).
+    pub settings: Fingerprint,
+}
+
+/// A model, each task's data, what trains and how: scores splits and trains.
+pub struct Session<'a> {
+    model: &'a MultiTaskModel,
+    data: TaskData<'a>,
+    strategy: FreezeStrategy,
+    config: TrainConfig,
+    cache: Option<FeatureCache>,
+    group: Option<&'a ProcessGroup>,
+}
+
+impl<'a> Session<'a> {
+    /// A session over `data` (one task or several, each with a head in `model`), checked before any work: the
+    /// settings, the mode against the tasks, early stopping against validation data, and every example against
+    /// the model (labels, token ids, lengths).
+    pub fn new(
+        model: &'a MultiTaskModel,
+        data: TaskData<'a>,
+        strategy: FreezeStrategy,
+        config: TrainConfig,
+    ) -> Result<Self> {
+        config.validate().map_err(TrainError::InvalidConfig)?;
+        if data.is_empty() {
+            return Err(TrainError::InvalidConfig("no data: give classification or NER data, or both".into()));
+        }
+        if let Some(task) = data.tasks().into_iter().find(|&task| !model.has_task(task)) {
+            return Err(TrainError::InvalidConfig(format!(
+                "the model has no {} head for the {} data",
+                task.title(),
+                task.title()
+            )));
+        }
+        if config.patience.is_some() && !has_validation(&data) {
+            return Err(TrainError::InvalidConfig(
+                "early stopping (patience) needs validation examples in every task's data".into(),
+            ));
+        }
+        if matches!(strategy, FreezeStrategy::AllAdaptive { .. })
+            && (config.encoder_learning_rate.is_some() || config.layer_decay.is_some())
+        {
+            return Err(TrainError::InvalidConfig(
+                "all_adaptive carries its own learning rates: an encoder learning rate or layer decay does not apply"
+                    .into(),
+            ));
+        }
+        check_data_fits(model, data)?;
+        Ok(Self { model, data, strategy, config, cache: None, group: None })
+    }
+
+    /// The same session as one rank of data-parallel training over `group` (every rank builds the same session
+    /// from the same model files, data and settings).
+    ///
+    /// Every rank starts from rank 0's weights, draws the same global batches of `config.batch_size` examples per
+    /// rank (so the global batch is `config.batch_size * group.world_size()`), computes the loss of its own slice of
+    /// each, and before each optimizer step the gradients are summed over the ranks, weighted so that the sum is
+    /// the gradient of the global batch's mean loss: N ranks with batch `b` train as one process with batch `N * b`
+    /// (with dropout off, up to the order of floating-point sums), and all ranks hold the same weights after every
+    /// step. Evaluation and validation run whole on every rank; writing results is the caller's job, on one rank. A
+    /// peer that fails makes this rank's next collective fail with [`TrainError::Distributed`].
+    pub fn in_group(mut self, group: &'a ProcessGroup) -> Self {
+        self.group = Some(group);
+        self
+    }
+
+    /// The model.
+    pub fn model(&self) -> &MultiTaskModel {
+        self.model
+    }
+
+    /// The data.
+    pub fn data(&self) -> TaskData<'a> {
+        self.data
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Whether the encoder's outputs are computed once and the heads train on them: the strategy freezes the
+    /// encoder and the settings keep the cache on.
+    pub fn caches_features(&self) -> bool {
+        freezes_encoder(&self.strategy) && self.config.feature_cache
+    }
+
+    /// Uses `cache` (built beforehand on the same model and data) for the frozen encoder's outputs.
+    pub fn with_feature_cache(mut self, cache: FeatureCache) -> Result<Self> {
+        if !freezes_encoder(&self.strategy) {
+            return Err(TrainError::InvalidConfig(format!(
+                "a feature cache was given but {} trains the encoder: its outputs would go stale",
+                self.strategy
+            )));
+        }
+        cache.check_serves(self.data)?;
+        self.cache = Some(cache);
+        Ok(self)
+    }
+
+    /// Runs the frozen encoder once over every example when [`caches_features`](Self::caches_features) and no
+    /// cache is there yet; the cache then serves every evaluation and epoch. Returns what it holds.
+    pub fn prepare_features(&mut self, observer: &mut dyn Observer) -> Result<Option<&FeatureCacheReport>> {
+        if self.cache.is_none() && self.caches_features() {
+            observer.on_stage(Stage::CachingFeatures);
+            let batch = self.config.batch_size.max(32);
+            self.cache = Some(FeatureCache::build(self.model, self.data, batch, self.config.feature_cache_half)?);
+        }
+        Ok(self.cache.as_ref().map(FeatureCache::report))
+    }
+
+    /// Scores every task on its `split` examples (from the feature cache when there is one).
+    pub fn evaluate(&self, split: Split) -> Result<Evaluation> {
+        score(self.model, self.data, split, self.config.batch_size, self.cache.as_ref())
+    }
+
+    /// The fingerprint a resumed run must share: `settings`, the training settings, the strategy, the model's
+    /// tasks and labels, and a hash of each task's splits.
+    pub fn fingerprint(&self, settings: &Fingerprint) -> Fingerprint {
+        let mut fingerprint = settings.clone();
+        let train = serde_json::to_value(&self.config).unwrap_or_default();
+        fingerprint.extend(Fingerprint::of_json("train", &train));
+        fingerprint.insert("strategy", self.strategy.to_string());
+        fingerprint.insert("processes", self.group.map_or(1, ProcessGroup::world_size).to_string());
+        for (task, dataset) in self.data.iter() {
+            fingerprint.insert(format!("data.{task}.labels"), dataset.label_names().join(" "));
+            for split in Split::ALL {
+                fingerprint.insert(format!("data.{task}.{split}"), split_hash(dataset, split));
+            }
+        }
+        fingerprint
+    }
+
+    /// Evaluates, trains and evaluates again, reporting progress to `observer`; with `control`, saves a resumable
+    /// state after every epoch, continues a saved one, or stops when asked.
+    ///
+    /// With validation examples in every task's data ([`datasets::PreparedDataset::hold_out_validation`]), each
+    /// epoch is scored on them, the best epoch's weights are restored at the end of each phase, and
+    /// `config.patience` stops a phase early. The feature cache is built first when the encoder is frozen.
+    pub fn train(&mut self, observer: &mut dyn Observer, control: &RunControl<'_>) -> Result<TrainOutcome> {
+        warn_if_nothing_to_learn(self.data);
+        let ranks = Ranks { group: self.group };
+        let fingerprint = self.fingerprint(&control.settings);
+        if let Some(state) = control.resume_from {
+            state.check(&fingerprint)?;
+        }
+        tch::manual_seed(self.config.seed as i64);
+        ranks.broadcast_weights(self.model)?;
+        if let Some(state) = control.resume_from {
+            for (name, variable) in self.model.named_parameters() {
+                state.restore(&format!("{}{name}", state::prefix::MODEL), &variable)?;
+            }
+            tracing::info!(dir = %state.dir().display(), next = ?state.position(), "resuming");
+        }
+        let groups = self.strategy.apply(self.model, self.config.learning_rates())?;
+        self.prepare_features(observer)?;
+        let feature_cache = self.cache.as_ref().map(|c| c.report().clone());
+        let record = match control.resume_from {
+            Some(state) => StateRecord { fingerprint, ..state.record.clone() },
+            None => {
+                observer.on_stage(Stage::EvaluatingBefore);
+                let before = self.evaluate(Split::Test)?;
+                StateRecord {
+                    format_version: STATE_FORMAT_VERSION,
+                    fingerprint,
+                    next: Position { phase: 0, epoch: 1, ..Position::default() },
+                    partial_epoch: None,
+                    epochs: Vec::new(),
+                    phases: Vec::new(),
+                    best: None,
+                    before,
+                    training_seconds: 0.0,
+                    optimizer_steps: 0,
+                }
+            }
+        };
+        let resumed_from = control.resume_from.map(ResumeState::position);
+        let trainable_parameters: i64 = groups.iter().map(ParamGroup::numel).sum();
+        let validation = has_validation(&self.data);
+        let plan = self.plan();
+        let mut trainer = Trainer {
+            model: self.model,
+            config: &self.config,
+            data: self.data,
+            cache: self.cache.as_ref(),
+            frozen_encoder: freezes_encoder(&self.strategy),
+            observer,
+            ranks,
+            control,
+            record,
+            started: Instant::now(),
+            stop_agreed: false,
+        };
+        if trainable_parameters > 0 {
+            let first = trainer.record.next.phase;
+            for (index, planned) in plan.iter().enumerate().skip(first) {
+                trainer.run_phase(index, planned, &groups, validation, control.resume_from)?;
+            }
+        } else {
+            tracing::warn!(strategy = %self.strategy, "nothing is trainable: skipping training");
+        }
+        let record = trainer.record;
+        let training_seconds = record.training_seconds + trainer.started.elapsed().as_secs_f64();
+        let observer = trainer.observer;
+        observer.on_stage(Stage::EvaluatingAfter);
+        let after = self.evaluate(Split::Test)?;
+        Ok(TrainOutcome {
+            before: record.before,
+            after,
+            epochs: record.epochs,
+            phases: record.phases,
+            selection: SELECTION_RULE.to_string(),
+            feature_cache,
+            trainable_parameters,
+            training_seconds,
+            resumed_from,
+        })
+    }
+
+    /// The phases of the run: each task alone in separate mode (scored with the tasks trained before it), or all
+    /// tasks at once.
+    fn plan(&self) -> Vec<PlannedPhase> {
+        let tasks = self.data.tasks();
+        Phase::plan(self.config.mode, &tasks)
+            .into_iter()
+            .map(|phase| {
+                let trains = match phase {
+                    Phase::One(task) => vec![task],
+                    Phase::Combined => tasks.clone(),
+                };
+                let last = trains.iter().filter_map(|t| tasks.iter().position(|x| x == t)).max().unwrap_or(0);
+                PlannedPhase { phase, trains, scored: tasks[..=last].to_vec() }
+            })
+            .collect()
+    }
+}
+
+/// A stable hash (SHA-256, first 16 hex digits) of a split of a dataset: its example indices with their token ids
+/// and targets.
+fn split_hash(dataset: &datasets::PreparedDataset, split: Split) -> String {
+    let mut hasher = Sha256::new();
+    for &index in split.of(dataset) {
+        hasher.update((index as u64).to_le_bytes());
+        if let Some(example) = dataset.examples().get(index) {
+            hasher.update((example.input_ids.len() as u64).to_le_bytes());
+            for id in &example.input_ids {
+                hasher.update(id.to_le_bytes());
+            }
+            match &example.target {
+                Target::Class(class) => hasher.update(class.to_le_bytes()),
+                Target::Tokens(targets) => {
+                    for label in &targets.word_labels {
+                        hasher.update(label.to_le_bytes());
+                    }
+                }
+            }
+        }
+    }
+    hasher.finalize().iter().take(8).map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Evaluates, trains with `strategy` and evaluates again (a [`Session`] without saved states), reporting progress
+/// to `observer`. `cache`: encoder features built beforehand (e.g. to score the untrained model).
 pub fn train_and_evaluate(
     model: &MultiTaskModel,
     strategy: &FreezeStrategy,
@@ -136,168 +359,9 @@ pub fn train_and_evaluate(
     cache: Option<FeatureCache>,
     observer: &mut dyn Observer,
 ) -> Result<TrainOutcome> {
-    run(model, strategy, data, config, cache, observer, Ranks { group: None })
-}
-
-/// [`train_and_evaluate`] as one rank of data-parallel training over `group` (every rank calls it with the same
-/// model files, data and configuration).
-///
-/// Every rank starts from rank 0's weights, draws the same global batches of `config.batch_size` examples per rank
-/// (so the global batch is `config.batch_size * group.world_size()`), computes the loss of its own slice of each,
-/// and before each optimizer step the gradients are summed over the ranks, weighted so that the sum is the
-/// gradient of the global batch's mean loss: N ranks with batch `b` train as one process with batch `N * b` (with
-/// dropout off, up to the order of floating-point sums), and all ranks hold the same weights after every step.
-/// Evaluation and validation run whole on every rank (they give the same scores everywhere); writing results is
-/// the caller's job, on one rank. A peer that fails makes this rank's next collective fail with
-/// [`TrainError::Distributed`] (at once when it exits, after the group's timeout when it hangs).
-pub fn train_and_evaluate_in_group(
-    model: &MultiTaskModel,
-    strategy: &FreezeStrategy,
-    data: TaskData<'_>,
-    config: &TrainConfig,
-    cache: Option<FeatureCache>,
-    observer: &mut dyn Observer,
-    group: &ProcessGroup,
-) -> Result<TrainOutcome> {
-    run(model, strategy, data, config, cache, observer, Ranks { group: Some(group) })
-}
-
-fn run(
-    model: &MultiTaskModel,
-    strategy: &FreezeStrategy,
-    data: TaskData<'_>,
-    config: &TrainConfig,
-    cache: Option<FeatureCache>,
-    observer: &mut dyn Observer,
-    ranks: Ranks<'_>,
-) -> Result<TrainOutcome> {
-    config.validate().map_err(TrainError::InvalidConfig)?;
-    if data.classification.is_none() && data.ner.is_none() {
-        return Err(TrainError::InvalidConfig("no data: give classification or NER data, or both".into()));
-    }
-    if config.mode == Mode::Combined && (data.classification.is_none() || data.ner.is_none()) {
-        return Err(TrainError::InvalidConfig("combined mode needs both classification and NER data".into()));
-    }
-    let validation = data.has_validation();
-    if config.patience.is_some() && !validation {
-        return Err(TrainError::InvalidConfig(
-            "early stopping (patience) needs validation examples in every task's data".into(),
-        ));
-    }
-    if matches!(strategy, FreezeStrategy::AllAdaptive { .. })
-        && (config.encoder_learning_rate.is_some() || config.layer_decay.is_some())
-    {
-        return Err(TrainError::InvalidConfig(
-            "all_adaptive carries its own learning rates: an encoder learning rate or layer decay does not apply"
-                .into(),
-        ));
-    }
-    check_data_fits(model, data)?;
-    warn_if_nothing_to_learn(data);
-    let frozen_encoder = freezes_encoder(strategy);
-    if let Some(given) = &cache {
-        if !frozen_encoder {
-            return Err(TrainError::InvalidConfig(format!(
-                "a feature cache was given but {strategy} trains the encoder: its outputs would go stale"
-            )));
-        }
-        given.check_serves(data)?;
-    }
-    tch::manual_seed(config.seed as i64);
-    ranks.broadcast_weights(model)?;
-    let groups = strategy.apply(model, config.learning_rates())?;
-    let cache = match cache {
-        Some(cache) => Some(cache),
-        None if frozen_encoder && config.feature_cache => {
-            observer.on_stage(Stage::CachingFeatures);
-            Some(FeatureCache::build(model, data, config.batch_size.max(32), config.feature_cache_half)?)
-        }
-        None => None,
-    };
-    let feature_cache = cache.as_ref().map(|c| c.report().clone());
-
-    observer.on_stage(Stage::EvaluatingBefore);
-    let before = score(model, data, Split::Test, config.batch_size, cache.as_ref())?;
-    let trainable_parameters: i64 = groups.iter().map(ParamGroup::numel).sum();
-    let started = Instant::now();
-    let mut trainer = Trainer { model, config, cache: cache.as_ref(), frozen_encoder, observer, global_step: 0, ranks };
-    let mut epochs = Vec::new();
-    let mut phases = Vec::new();
-    if trainable_parameters > 0 {
-        let plan: Vec<Phase> = match config.mode {
-            Mode::Separate => {
-                let present: Vec<Task> = Task::BOTH.into_iter().filter(|&t| data.get(t).is_some()).collect();
-                present
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &task)| Phase { trains: Some(task), scored: present[..=k].to_vec() })
-                    .collect()
-            }
-            Mode::Combined => vec![Phase { trains: None, scored: Task::BOTH.to_vec() }],
-        };
-        for phase in plan {
-            let (outcome, records) = trainer.run_phase(&phase, &groups, data, validation)?;
-            epochs.extend(records);
-            phases.push(outcome);
-        }
-    } else {
-        tracing::warn!(strategy = %strategy, "nothing is trainable: skipping training");
-    }
-    let training_seconds = started.elapsed().as_secs_f64();
-
-    observer.on_stage(Stage::EvaluatingAfter);
-    let after = score(model, data, Split::Test, config.batch_size, cache.as_ref())?;
-    Ok(TrainOutcome {
-        before,
-        after,
-        epochs,
-        phases,
-        selection: SELECTION_RULE.to_string(),
-        feature_cache,
-        trainable_parameters,
-        training_seconds,
-    })
-}
-
-/// Scores both tasks on their `split` examples, in batches of at least 32 (`batch_size` if larger): from the
-/// cached features when `cache` is given (built on the same model and data), else running the encoder.
-pub fn evaluate(
-    model: &MultiTaskModel,
-    data: TaskData<'_>,
-    split: Split,
-    batch_size: usize,
-    cache: Option<&FeatureCache>,
-) -> Result<Evaluation> {
-    check_data_fits(model, data)?;
+    let mut session = Session::new(model, data, *strategy, config.clone())?;
     if let Some(cache) = cache {
-        cache.check_serves(data)?;
+        session = session.with_feature_cache(cache)?;
     }
-    score(model, data, split, batch_size, cache)
-}
-
-/// [`evaluate`] with a cache already checked against `data`.
-pub(super) fn score(
-    model: &MultiTaskModel,
-    data: TaskData<'_>,
-    split: Split,
-    batch_size: usize,
-    cache: Option<&FeatureCache>,
-) -> Result<Evaluation> {
-    let started = Instant::now();
-    let batch = batch_size.max(32);
-    let classification = data
-        .classification
-        .map(|d| {
-            let features = cache.and_then(|c| c.classification.as_ref());
-            evaluate_classification(model, d, split.of(d), batch, features.map_or(Backbone::Live, Backbone::Cached))
-        })
-        .transpose()?;
-    let ner = data
-        .ner
-        .map(|d| {
-            let features = cache.and_then(|c| c.ner.as_ref());
-            evaluate_ner(model, d, split.of(d), batch, features.map_or(Backbone::Live, Backbone::Cached))
-        })
-        .transpose()?;
-    Ok(Evaluation { classification, ner, seconds: started.elapsed().as_secs_f64() })
+    session.train(observer, &RunControl::default())
 }

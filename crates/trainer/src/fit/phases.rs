@@ -1,48 +1,41 @@
-//! The epochs of a phase: batches, losses, optimizer steps, validation after each epoch and keeping the best epoch.
+//! The phases of a run and their epochs: batches from one stream per trained task, losses, optimizer steps,
+//! validation after each epoch, keeping the best epoch, early stopping, and the resumable state after every epoch.
 
-use super::batches::{global_epoch_batches, CyclingBatches};
+use super::batches::TaskStream;
 use super::data_parallel::Ranks;
-use super::{score, PhaseOutcome, Split, TaskData};
-use crate::config::{Task, TrainConfig};
+use super::state::{prefix, write_state, BestEpoch, PartialEpoch, Position, ResumeState, StateRecord};
+use super::{PhaseOutcome, RunControl};
+use crate::config::{Phase, TrainConfig};
+use crate::data::{Split, TaskData};
 use crate::error::{Result, TrainError};
-use crate::features::FeatureCache;
+use crate::evaluate::score;
+use crate::features::{FeatureCache, TaskFeatures};
 use crate::observer::{EpochRecord, EpochStart, EpochTiming, Observer, Stage, StepRecord, ValidationScores};
 use crate::optim::Adam;
-use datasets::{BucketSampler, PreparedDataset};
-use heads::{MultiTaskModel, ParamGroup};
+use datasets::PreparedDataset;
+use heads::{MultiTaskModel, ParamGroup, Task};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tch::{Reduction, Tensor};
 
-/// One phase of training: one task's epochs (separate mode) or both tasks' (combined mode, `trains: None`).
-pub(super) struct Phase {
-    pub(super) trains: Option<Task>,
+/// A phase in a run's plan: what it trains and whose validation scores choose its kept epoch.
+#[derive(Debug, Clone)]
+pub(super) struct PlannedPhase {
+    pub(super) phase: Phase,
+    /// The tasks whose batches train in this phase.
+    pub(super) trains: Vec<Task>,
     /// The tasks whose validation scores choose the kept epoch: those trained so far.
     pub(super) scored: Vec<Task>,
 }
 
-impl Phase {
-    fn name(&self) -> String {
-        self.trains.map_or_else(|| "combined".to_string(), |task| task.to_string())
-    }
-}
-
-/// The weights of the best epoch so far.
-struct Best {
-    epoch: usize,
-    metric: f64,
-    weights: Vec<Tensor>,
-}
-
-pub(super) struct Trainer<'a> {
-    pub(super) model: &'a MultiTaskModel,
-    pub(super) config: &'a TrainConfig,
-    pub(super) cache: Option<&'a FeatureCache>,
-    /// The encoder does not train: it runs in eval mode (no dropout) and without a graph, as the cache does.
-    pub(super) frozen_encoder: bool,
-    pub(super) observer: &'a mut dyn Observer,
-    pub(super) global_step: usize,
-    /// This process's part in data-parallel training (a single process takes every batch whole).
-    pub(super) ranks: Ranks<'a>,
+/// How an epoch ended.
+enum EpochEnd {
+    Done(EpochRecord),
+    /// A stop was asked for: the epoch stopped after `batch` batches, with these sums so far.
+    Stopped {
+        batch: usize,
+        partial: PartialEpoch,
+    },
 }
 
 /// The losses of the batches since the last optimizer step: this rank's, each weighted by its slice's share.
@@ -52,56 +45,109 @@ struct PendingLoss {
     batches: usize,
 }
 
+/// A run in progress: the model, what it trains on, and where it stands (the record a resumable state saves).
+pub(super) struct Trainer<'a> {
+    pub(super) model: &'a MultiTaskModel,
+    pub(super) config: &'a TrainConfig,
+    pub(super) data: TaskData<'a>,
+    pub(super) cache: Option<&'a FeatureCache>,
+    /// The encoder does not train: it runs in eval mode (no dropout) and without a graph, as the cache does.
+    pub(super) frozen_encoder: bool,
+    pub(super) observer: &'a mut dyn Observer,
+    /// This process's part in data-parallel training (a single process takes every batch whole).
+    pub(super) ranks: Ranks<'a>,
+    pub(super) control: &'a RunControl<'a>,
+    /// Where the run stands, what it recorded so far.
+    pub(super) record: StateRecord,
+    /// When this process started training (the record holds the seconds of earlier processes).
+    pub(super) started: Instant,
+    /// Every rank was asked to stop (known at a gradient sum; in a single process, at the step the flag was seen).
+    pub(super) stop_agreed: bool,
+}
+
+/// The best epoch of a phase so far, with its trained weights.
+struct Best {
+    epoch: BestEpoch,
+    weights: Vec<Tensor>,
+}
+
 impl Trainer<'_> {
-    /// Runs a phase's epochs with a fresh optimizer over what the phase trains, validating after each epoch when
-    /// there are validation examples; restores the best epoch's weights at the end.
+    /// Runs phase `index` of the plan with a fresh optimizer over what it trains (or the saved one, when `resume`
+    /// stopped inside it), validating after each epoch when there is validation data, saving the resumable state
+    /// after each epoch, and restoring the best epoch's weights at its end.
     pub(super) fn run_phase(
         &mut self,
-        phase: &Phase,
+        index: usize,
+        planned: &PlannedPhase,
         groups: &[ParamGroup],
-        data: TaskData<'_>,
         validation: bool,
-    ) -> Result<(PhaseOutcome, Vec<EpochRecord>)> {
+        resume: Option<&ResumeState>,
+    ) -> Result<()> {
         let config = self.config;
-        // In separate mode the other task's head is left out, so its optimizer state does not move it (as
+        // Another task's head is left out of a phase that does not train it, so the optimizer never moves it (as
         // `zero_grad(set_to_none=True)` in PyTorch).
-        let phase_groups: Vec<ParamGroup> = groups
+        let phase_groups: Vec<ParamGroup> = groups.iter().map(|group| group.for_tasks(&planned.trains)).collect();
+        let trained: Vec<(String, Tensor)> = phase_groups
             .iter()
-            .map(|group| match phase.trains {
-                Some(Task::Classification) => group.without_head(Some(Task::Ner)),
-                Some(Task::Ner) => group.without_head(Some(Task::Classification)),
-                None => group.without_head(None),
-            })
+            .flat_map(|g| &g.parameters)
+            .map(|(name, tensor)| (name.clone(), tensor.shallow_clone()))
             .collect();
-        let trained: Vec<Tensor> =
-            phase_groups.iter().flat_map(|g| &g.parameters).map(|(_, t)| t.shallow_clone()).collect();
         let mut optimizer = Adam::new(phase_groups, config.optimizer);
         let mut best: Option<Best> = None;
-        let mut records = Vec::new();
-        let mut stopped_early = false;
-        let mut phase_step = 0usize;
-        for epoch in 1..=config.epochs {
-            let mut record = match phase.trains {
-                Some(task) => {
-                    let dataset = data
-                        .get(task)
-                        .ok_or_else(|| TrainError::InvalidConfig(format!("no {task} data to train on")))?;
-                    self.separate_epoch(task, dataset, &mut optimizer, &trained, epoch, &mut phase_step)?
+        let mut start = Position { phase: index, epoch: 1, batch: 0, ..self.record.next };
+        let mut partial = None;
+        if let Some(state) = resume.filter(|state| {
+            let at = state.position();
+            at.phase == index && (at.epoch > 1 || at.batch > 0)
+        }) {
+            // Inside this phase: the optimizer's moments and the best epoch so far come back too.
+            optimizer.restore(state.record.optimizer_steps, |name, first, target| {
+                let moment = if first { prefix::FIRST_MOMENT } else { prefix::SECOND_MOMENT };
+                state.restore(&format!("{moment}{name}"), target)
+            })?;
+            if let Some(epoch) = state.record.best {
+                let weights = trained
+                    .iter()
+                    .map(|(name, like)| Ok(state.tensor(&format!("{}{name}", prefix::BEST), like)?.copy()))
+                    .collect::<Result<Vec<_>>>()?;
+                best = Some(Best { epoch, weights });
+            }
+            start = state.position();
+            partial = state.record.partial_epoch;
+        }
+        let trained_tensors: Vec<Tensor> = trained.iter().map(|(_, t)| t.shallow_clone()).collect();
+        let mut phase_step = start.phase_step;
+        let mut epoch = start.epoch;
+        loop {
+            let resume_at = if epoch == start.epoch { Some((start.batch, partial.unwrap_or_default())) } else { None };
+            let mut record = match self.run_epoch(
+                index,
+                planned,
+                epoch,
+                &mut optimizer,
+                &trained_tensors,
+                &mut phase_step,
+                resume_at,
+            )? {
+                EpochEnd::Done(record) => record,
+                EpochEnd::Stopped { batch, partial } => {
+                    let at =
+                        Position { phase: index, epoch, batch, phase_step, global_step: self.record.next.global_step };
+                    return self.stop_at(at, Some(partial), &optimizer, &trained, best.as_ref());
                 }
-                None => self.combined_epoch(data, &mut optimizer, &trained, epoch, &mut phase_step)?,
             };
             if validation {
                 self.observer.on_stage(Stage::Validating);
-                let scores = self.validate(data, &phase.scored)?;
-                let improved = best.as_ref().is_none_or(|b| scores.metric > b.metric);
+                let scores = self.validate(&planned.scored)?;
+                let improved = best.as_ref().is_none_or(|b| scores.metric > b.epoch.metric);
                 if improved {
-                    let weights = tch::no_grad(|| trained.iter().map(Tensor::copy).collect());
-                    best = Some(Best { epoch, metric: scores.metric, weights });
+                    let weights = tch::no_grad(|| trained_tensors.iter().map(Tensor::copy).collect());
+                    best = Some(Best { epoch: BestEpoch { epoch, metric: scores.metric }, weights });
                 }
                 record.validation = Some(ValidationScores { best: improved, ..scores });
             }
             tracing::info!(
-                phase = %phase.name(),
+                phase = %planned.phase,
                 epoch,
                 mean_loss = record.mean_loss,
                 seconds = record.seconds,
@@ -109,78 +155,185 @@ impl Trainer<'_> {
                 "epoch done"
             );
             self.observer.on_epoch(&record);
-            records.push(record);
-            if let (Some(patience), Some(best)) = (config.patience, &best) {
-                if epoch - best.epoch >= patience && epoch < config.epochs {
-                    stopped_early = true;
-                    tracing::info!(phase = %phase.name(), epoch, best = best.epoch, "early stopping");
-                    break;
-                }
+            self.record.epochs.push(record);
+            let stopped_early = match (config.patience, &best) {
+                (Some(patience), Some(best)) => epoch - best.epoch.epoch >= patience && epoch < config.epochs,
+                _ => false,
+            };
+            if stopped_early {
+                tracing::info!(phase = %planned.phase, epoch, "early stopping");
             }
+            let finished = stopped_early || epoch == config.epochs;
+            let global_step = self.record.next.global_step;
+            if finished {
+                self.finish_phase(planned, &trained_tensors, best.take(), stopped_early)?;
+                let next = Position { phase: index + 1, epoch: 1, batch: 0, phase_step: 0, global_step };
+                self.save(next, None, None, &[], None)?;
+            } else {
+                let next = Position { phase: index, epoch: epoch + 1, batch: 0, phase_step, global_step };
+                self.save(next, None, Some(&optimizer), &trained, best.as_ref())?;
+            }
+            if self.should_stop() {
+                return Err(self.stopped());
+            }
+            if finished {
+                return Ok(());
+            }
+            epoch += 1;
         }
-        let epochs_run = records.len();
+    }
+
+    /// Records how the phase ended and restores its best epoch's weights.
+    fn finish_phase(
+        &mut self,
+        planned: &PlannedPhase,
+        trained: &[Tensor],
+        best: Option<Best>,
+        stopped_early: bool,
+    ) -> Result<()> {
+        let epochs_run = self.record.epochs.iter().filter(|e| e.phase == planned.phase).count();
         let (kept_epoch, best_metric) = match best {
             Some(best) => {
-                if best.epoch != epochs_run {
+                if best.epoch.epoch != epochs_run {
                     tch::no_grad(|| -> Result<()> {
-                        for (mut variable, saved) in trained.into_iter().zip(&best.weights) {
-                            variable.f_copy_(saved)?;
+                        for (variable, saved) in trained.iter().zip(&best.weights) {
+                            variable.shallow_clone().f_copy_(saved)?;
                         }
                         Ok(())
                     })?;
-                    tracing::info!(phase = %phase.name(), kept = best.epoch, "restored the best epoch's weights");
+                    tracing::info!(phase = %planned.phase, kept = best.epoch.epoch, "restored the best epoch's weights");
                 }
-                (best.epoch, Some(best.metric))
+                (best.epoch.epoch, Some(best.epoch.metric))
             }
             None => (epochs_run, None),
         };
-        let outcome = PhaseOutcome { phase: phase.name(), epochs_run, kept_epoch, best_metric, stopped_early };
-        Ok((outcome, records))
+        self.record.phases.push(PhaseOutcome {
+            phase: planned.phase,
+            epochs_run,
+            kept_epoch,
+            best_metric,
+            stopped_early,
+        });
+        Ok(())
+    }
+
+    /// Saves the state at `at` (when the run saves states) and returns the stop as an error.
+    fn stop_at(
+        &mut self,
+        at: Position,
+        partial: Option<PartialEpoch>,
+        optimizer: &Adam,
+        trained: &[(String, Tensor)],
+        best: Option<&Best>,
+    ) -> Result<()> {
+        self.save(at, partial, Some(optimizer), trained, best)?;
+        Err(self.stopped())
+    }
+
+    fn stopped(&self) -> TrainError {
+        TrainError::Stopped { position: self.record.next, state: self.control.save_state_to.map(|d| d.to_path_buf()) }
+    }
+
+    /// Whether the run is to stop: every rank agreed at the last gradient sum, or (in a single process) a stop was
+    /// asked for since.
+    fn should_stop(&self) -> bool {
+        self.stop_agreed
+            || (self.ranks.world_size() == 1 && self.control.stop.is_some_and(|stop| stop.load(Ordering::SeqCst)))
+    }
+
+    /// Records `next` as where the run stands and writes the resumable state, when the run saves states.
+    fn save(
+        &mut self,
+        next: Position,
+        partial: Option<PartialEpoch>,
+        optimizer: Option<&Adam>,
+        trained: &[(String, Tensor)],
+        best: Option<&Best>,
+    ) -> Result<()> {
+        self.record.next = next;
+        self.record.partial_epoch = partial;
+        self.record.best = best.map(|b| b.epoch);
+        self.record.optimizer_steps = optimizer.map_or(0, Adam::steps);
+        let Some(dir) = self.control.save_state_to else { return Ok(()) };
+        self.observer.on_stage(Stage::SavingState);
+        let seconds = self.record.training_seconds;
+        self.record.training_seconds += self.started.elapsed().as_secs_f64();
+        self.started = Instant::now();
+        let mut tensors: Vec<(String, Tensor)> = self
+            .model
+            .named_parameters()
+            .into_iter()
+            .map(|(name, tensor)| (format!("{}{name}", prefix::MODEL), tensor))
+            .collect();
+        if let Some(optimizer) = optimizer {
+            for (name, first, second) in optimizer.moments() {
+                tensors.push((format!("{}{name}", prefix::FIRST_MOMENT), first.shallow_clone()));
+                tensors.push((format!("{}{name}", prefix::SECOND_MOMENT), second.shallow_clone()));
+            }
+        }
+        if let Some(best) = best {
+            for ((name, _), weights) in trained.iter().zip(&best.weights) {
+                tensors.push((format!("{}{name}", prefix::BEST), weights.shallow_clone()));
+            }
+        }
+        let written = write_state(dir, &self.record, tensors);
+        if written.is_err() {
+            self.record.training_seconds = seconds;
+        }
+        written
     }
 
     /// Scores the validation examples of the `scored` tasks.
-    fn validate(&self, data: TaskData<'_>, scored: &[Task]) -> Result<ValidationScores> {
-        let only = |task: Task| if scored.contains(&task) { data.get(task) } else { None };
-        let subset = TaskData { classification: only(Task::Classification), ner: only(Task::Ner) };
+    fn validate(&self, scored: &[Task]) -> Result<ValidationScores> {
+        let subset: TaskData<'_> =
+            self.data.iter().filter(|(task, _)| scored.contains(task)).map(|(t, d)| (t, *d)).collect();
         let evaluation = score(self.model, subset, Split::Validation, self.config.batch_size, self.cache)?;
-        let classification_accuracy = evaluation.classification.as_ref().map(|c| c.report.accuracy);
-        let ner_f1 = evaluation.ner.as_ref().map(|n| n.report.micro_avg.f1);
-        let values: Vec<f64> = classification_accuracy.into_iter().chain(ner_f1).collect();
+        let values: Vec<f64> = scored.iter().filter_map(|&task| evaluation.metric(task)).collect();
         let metric = values.iter().sum::<f64>() / values.len().max(1) as f64;
-        Ok(ValidationScores { classification_accuracy, ner_f1, metric, best: false, seconds: evaluation.seconds })
+        Ok(ValidationScores {
+            classification_accuracy: evaluation.metric(Task::Classification),
+            ner_f1: evaluation.metric(Task::Ner),
+            metric,
+            best: false,
+            seconds: evaluation.seconds,
+        })
     }
 
-    /// The training loss of one batch of `task` (cached features when there are some).
+    /// The training loss of one batch of `task`: from its cached features when there are some, else running the
+    /// encoder (trained, unless it is frozen).
     fn loss(&self, task: Task, dataset: &PreparedDataset, indices: &[usize]) -> Result<Tensor> {
         let model = self.model;
-        let device = model.var_store().device();
         let cross_entropy = |logits: &Tensor, labels: &Tensor| {
-            logits.cross_entropy_loss::<Tensor>(labels, None, Reduction::Mean, datasets::IGNORE_INDEX.into(), 0.0)
+            let classes = logits.size().last().copied().unwrap_or(1);
+            logits.reshape([-1, classes]).cross_entropy_loss::<Tensor>(
+                &labels.reshape([-1]),
+                None,
+                Reduction::Mean,
+                datasets::IGNORE_INDEX.into(),
+                0.0,
+            )
         };
-        let cached_classification = self.cache.and_then(|c| c.classification.as_ref());
-        let cached_ner = self.cache.and_then(|c| c.ner.as_ref());
-        Ok(match (task, cached_classification, cached_ner) {
-            (Task::Classification, Some(features), _) => {
-                let (pooled, labels) = features.batch(indices);
-                cross_entropy(&model.f_classification_head(&pooled, true)?, &labels)
+        if let Some(features) = self.cache.and_then(|c| c.get(task)) {
+            return Ok(match features {
+                TaskFeatures::Classification(features) => {
+                    let (pooled, labels) = features.batch(indices);
+                    cross_entropy(&model.f_classification_head(&pooled, true)?, &labels)
+                }
+                TaskFeatures::Ner(features) => {
+                    let (states, labels) = features.batch(indices);
+                    cross_entropy(&model.f_ner_head(&states, true)?, &labels)
+                }
+            });
+        }
+        let batch = dataset.batch(indices)?.to_tensors(model.device())?;
+        let hidden = self.encode(&batch)?;
+        let logits = match task {
+            Task::Classification => {
+                model.f_classification_head(&model.f_pool(&hidden, &batch.attention_mask)?, true)?
             }
-            (Task::Ner, _, Some(features)) => {
-                let (states, labels) = features.batch(indices);
-                cross_entropy(&model.f_ner_head(&states, true)?, &labels)
-            }
-            (Task::Classification, None, _) => {
-                let batch = dataset.batch(indices)?.to_tensors(device)?;
-                let hidden = self.encode(&batch)?;
-                let pooled = model.f_pool(&hidden, &batch.attention_mask)?;
-                cross_entropy(&model.f_classification_head(&pooled, true)?, &batch.labels)
-            }
-            (Task::Ner, _, None) => {
-                let batch = dataset.batch(indices)?.to_tensors(device)?;
-                let logits = model.f_ner_head(&self.encode(&batch)?, true)?;
-                let labels_count = logits.size().last().copied().unwrap_or(1);
-                cross_entropy(&logits.reshape([-1, labels_count]), &batch.labels.reshape([-1]))
-            }
-        })
+            Task::Ner => model.f_ner_head(&hidden, true)?,
+        };
+        Ok(cross_entropy(&logits, &batch.labels))
     }
 
     /// The encoder's token states of a batch: trained (dropout on, graph kept) unless the encoder is frozen.
@@ -194,132 +347,79 @@ impl Trainer<'_> {
         }
     }
 
-    fn cached(&self, task: Task) -> bool {
-        self.cache.is_some_and(|c| match task {
-            Task::Classification => c.classification.is_some(),
-            Task::Ner => c.ner.is_some(),
-        })
+    /// The weight of `task`'s loss in a step of a phase that trains `trains`: 1 alone; in combined mode,
+    /// `classification_weight` for classification and the rest for NER.
+    fn task_weight(&self, task: Task, trains: &[Task]) -> f64 {
+        if trains.len() == 1 {
+            return 1.0;
+        }
+        match task {
+            Task::Classification => self.config.classification_weight,
+            Task::Ner => 1.0 - self.config.classification_weight,
+        }
     }
 
+    /// One epoch of phase `index`: as many steps as its longest task stream has batches (a shorter one cycles),
+    /// each step summing the weighted losses of one batch of every task the phase trains. `resume_at`: the batch
+    /// to start from and the sums of the batches before it. Stops after an optimizer step when a stop is asked.
     #[allow(clippy::too_many_arguments)]
-    fn separate_epoch(
+    fn run_epoch(
         &mut self,
-        task: Task,
-        dataset: &PreparedDataset,
+        index: usize,
+        planned: &PlannedPhase,
+        epoch: usize,
         optimizer: &mut Adam,
         trained: &[Tensor],
-        epoch: usize,
         phase_step: &mut usize,
-    ) -> Result<EpochRecord> {
-        let started = Instant::now();
+        resume_at: Option<(usize, PartialEpoch)>,
+    ) -> Result<EpochEnd> {
+        let epoch_clock = Instant::now();
         let config = self.config;
         let batch_size = config.batch_size * self.ranks.world_size();
-        let batches = global_epoch_batches(config, batch_size, task, dataset, epoch)?;
-        if batches.is_empty() {
-            return Err(TrainError::InvalidConfig(format!("the {task} data has no training examples")));
-        }
-        let total_steps = config.epochs * batches.len().div_ceil(config.gradient_accumulation);
-        self.observer.on_epoch_start(&EpochStart {
-            phase: task.to_string(),
-            epoch,
-            epochs: config.epochs,
-            batches: batches.len(),
-        });
-        let mut loss_sum = 0.0;
-        let mut pending = PendingLoss::default();
-        let mut examples = 0;
-        let mut timing = EpochTiming::default();
-        optimizer.zero_grad();
-        for (index, indices) in batches.iter().enumerate() {
-            let step = index + 1;
-            let (share, weight) = self.ranks.share(dataset, indices);
-            let mut value = 0.0;
-            // A slice without loss terms (an empty one, or NER sentences without labelled tokens) adds nothing.
-            if !share.is_empty() && weight > 0.0 {
-                let clock = Instant::now();
-                let loss = self.loss(task, dataset, share)?;
-                value = checked(&loss, task, epoch, step)?;
-                let forward = clock.elapsed().as_secs_f64();
-                (loss * weight / config.gradient_accumulation as f64).backward();
-                timing.forward += forward;
-                timing.backward += clock.elapsed().as_secs_f64() - forward;
-            }
-            pending.weighted_sum += value * weight;
-            pending.batches += 1;
-            examples += indices.len();
-            if step % config.gradient_accumulation == 0 || step == batches.len() {
-                let position = (task.to_string(), epoch, step);
-                loss_sum += self.optimizer_step(
-                    optimizer,
-                    trained,
-                    &mut pending,
-                    &mut timing,
-                    position,
-                    (phase_step, total_steps),
-                )?;
-            }
-            self.observer.on_batch(value, share.len());
-        }
-        Ok(EpochRecord {
-            task: task.to_string(),
-            epoch,
-            mean_loss: loss_sum / batches.len() as f64,
-            steps: batches.len(),
-            examples,
-            seconds: started.elapsed().as_secs_f64(),
-            timing,
-            cached: self.cached(task),
-            validation: None,
-        })
-    }
-
-    fn combined_epoch(
-        &mut self,
-        data: TaskData<'_>,
-        optimizer: &mut Adam,
-        trained: &[Tensor],
-        epoch: usize,
-        phase_step: &mut usize,
-    ) -> Result<EpochRecord> {
-        let started = Instant::now();
-        let config = self.config;
-        let (Some(classification), Some(ner)) = (data.classification, data.ner) else {
-            return Err(TrainError::InvalidConfig("combined mode needs both classification and NER data".into()));
-        };
-        let sampler = BucketSampler::new(config.batch_size * self.ranks.world_size());
-        let mut streams = [
-            CyclingBatches::new(sampler, classification, config.seed, epoch as u64 * 1_000)?,
-            CyclingBatches::new(sampler, ner, config.seed, 500_000 + epoch as u64 * 1_000)?,
-        ];
-        let steps = streams[0].per_pass.max(streams[1].per_pass);
+        let mut streams = planned
+            .trains
+            .iter()
+            .map(|&task| {
+                let data = self
+                    .data
+                    .get(task)
+                    .copied()
+                    .ok_or_else(|| TrainError::InvalidConfig(format!("no {} data to train on", task.title())))?;
+                TaskStream::new(task, data, batch_size, config.seed, epoch)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let steps = streams.iter().map(|s| s.per_pass).max().unwrap_or(0);
         let total_steps = config.epochs * steps.div_ceil(config.gradient_accumulation);
+        let (first_batch, mut sums) = resume_at.unwrap_or_default();
+        for stream in &mut streams {
+            stream.skip(first_batch)?;
+        }
         self.observer.on_epoch_start(&EpochStart {
-            phase: "combined".into(),
+            phase: planned.phase,
             epoch,
             epochs: config.epochs,
             batches: steps,
         });
-        let task_weights = [config.classification_weight, 1.0 - config.classification_weight];
-        let mut loss_sum = 0.0;
         let mut pending = PendingLoss::default();
-        let mut examples = 0;
-        let mut timing = EpochTiming::default();
         optimizer.zero_grad();
-        for step in 1..=steps {
-            let batches = [streams[0].next_batch()?, streams[1].next_batch()?];
+        for batch in first_batch..steps {
+            let step = batch + 1;
+            tch::manual_seed(batch_seed(config.seed, index, epoch, batch));
             let clock = Instant::now();
-            // This rank's weighted loss over both tasks' slices (a task whose slice is empty adds nothing).
+            // This rank's weighted loss over the tasks' slices (a slice without loss terms adds nothing).
             let mut loss: Option<Tensor> = None;
             let mut value = 0.0;
+            let mut examples = 0;
             let mut shared = 0;
-            for ((task, dataset), (indices, task_weight)) in [(Task::Classification, classification), (Task::Ner, ner)]
-                .into_iter()
-                .zip(batches.iter().zip(task_weights))
-            {
-                let (share, weight) = self.ranks.share(dataset, indices);
+            for stream in &mut streams {
+                let (task, dataset) = (stream.task, stream.data);
+                let indices = stream.next_batch()?;
+                examples += indices.len();
+                let (share, weight) = self.ranks.share(dataset, &indices);
                 if share.is_empty() || weight == 0.0 {
                     continue;
                 }
+                let task_weight = self.task_weight(task, &planned.trains);
                 let task_loss = self.loss(task, dataset, share)?;
                 value += checked(&task_loss, task, epoch, step)? * task_weight * weight;
                 let term = task_loss * (task_weight * weight);
@@ -333,53 +433,63 @@ impl Trainer<'_> {
             if let Some(loss) = loss {
                 (loss / config.gradient_accumulation as f64).backward();
             }
-            timing.forward += forward;
-            timing.backward += clock.elapsed().as_secs_f64() - forward;
+            sums.timing.forward += forward;
+            sums.timing.backward += clock.elapsed().as_secs_f64() - forward;
             pending.weighted_sum += value;
             pending.batches += 1;
-            examples += batches[0].len() + batches[1].len();
+            sums.examples += examples;
+            self.observer.on_batch(value, shared);
             if step % config.gradient_accumulation == 0 || step == steps {
-                let position = ("combined".to_string(), epoch, step);
-                loss_sum += self.optimizer_step(
+                sums.loss_sum += self.optimizer_step(
+                    planned.phase,
                     optimizer,
                     trained,
                     &mut pending,
-                    &mut timing,
-                    position,
+                    &mut sums.timing,
+                    (epoch, step),
                     (phase_step, total_steps),
                 )?;
+                if self.stop_agreed && step < steps {
+                    sums.seconds += epoch_clock.elapsed().as_secs_f64();
+                    return Ok(EpochEnd::Stopped { batch: step, partial: sums });
+                }
             }
-            self.observer.on_batch(value, shared);
         }
-        Ok(EpochRecord {
-            task: "combined".into(),
+        sums.seconds += epoch_clock.elapsed().as_secs_f64();
+        let cached = planned.trains.iter().all(|&task| self.cache.is_some_and(|c| c.get(task).is_some()));
+        Ok(EpochEnd::Done(EpochRecord {
+            phase: planned.phase,
             epoch,
-            mean_loss: loss_sum / steps as f64,
+            mean_loss: sums.loss_sum / steps as f64,
             steps,
-            examples,
-            seconds: started.elapsed().as_secs_f64(),
-            timing,
-            cached: self.cached(Task::Classification) && self.cached(Task::Ner),
+            examples: sums.examples,
+            seconds: sums.seconds,
+            timing: sums.timing,
+            cached,
             validation: None,
-        })
+        }))
     }
 
     /// Sums the gradients over the ranks (in data-parallel training), clips, steps the optimizer at the schedule's
     /// rate for the phase's `phase_step`-th step of `total_steps`, clears the gradients and the `pending` losses,
     /// adds its time to `timing` and reports the step (its loss: the mean over its batches of the global batches'
-    /// losses). Returns the sum of those losses.
+    /// losses). Returns the sum of those losses; notes whether any rank was asked to stop.
+    #[allow(clippy::too_many_arguments)]
     fn optimizer_step(
         &mut self,
+        phase: Phase,
         optimizer: &mut Adam,
         trained: &[Tensor],
         pending: &mut PendingLoss,
         timing: &mut EpochTiming,
-        (task, epoch, step): (String, usize, usize),
+        (epoch, step): (usize, usize),
         (phase_step, total_steps): (&mut usize, usize),
     ) -> Result<f64> {
         let clock = Instant::now();
         let PendingLoss { weighted_sum, batches } = std::mem::take(pending);
-        let summed = self.ranks.sum_gradients(trained, weighted_sum)?;
+        let asked = self.control.stop.is_some_and(|stop| stop.load(Ordering::SeqCst));
+        let (summed, stop) = self.ranks.sum_gradients(trained, weighted_sum, asked)?;
+        self.stop_agreed |= stop;
         if let Some(max_norm) = self.config.max_grad_norm {
             optimizer.clip_grad_norm(max_norm)?;
         }
@@ -387,12 +497,26 @@ impl Trainer<'_> {
         optimizer.step(lr_factor)?;
         optimizer.zero_grad();
         *phase_step += 1;
-        self.global_step += 1;
+        self.record.next.global_step += 1;
         timing.optimizer += clock.elapsed().as_secs_f64();
         let loss = summed / batches.max(1) as f64;
-        self.observer.on_step(&StepRecord { task, epoch, step, global_step: self.global_step, loss, lr_factor });
+        let global_step = self.record.next.global_step;
+        self.observer.on_step(&StepRecord { phase, epoch, step, global_step, loss, lr_factor });
         Ok(summed)
     }
+}
+
+/// The seed of libtorch's generator (dropout) for batch `batch` of `epoch` of phase `phase`: a function of the
+/// place alone, so a resumed run draws what an uninterrupted one draws.
+pub(super) fn batch_seed(seed: u64, phase: usize, epoch: usize, batch: usize) -> i64 {
+    // SplitMix64 over the seed and the place.
+    let mut z = seed
+        .wrapping_add((phase as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add((epoch as u64) << 32)
+        .wrapping_add(batch as u64);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 1) as i64
 }
 
 fn checked(loss: &Tensor, task: Task, epoch: usize, step: usize) -> Result<f64> {
