@@ -21,7 +21,7 @@ struct Cli {
 enum Task {
     /// Install libtorch, the default model and the default data (idempotent; fast once done).
     Setup,
-    /// Set up, then run the whole test suite (formatting check included).
+    /// Set up, then run the whole test suite (formatting and clippy checks included).
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -76,6 +76,8 @@ fn run(cli: Cli) -> Result<()> {
             let env = setup::ensure()?;
             cargo(&env, &["fmt", "--all", "--", "--check"], &[])
                 .context("formatting check failed: run `cargo fmt --all`")?;
+            cargo(&env, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])
+                .context("clippy found problems: `cargo clippy --workspace --all-targets -- -D warnings` lists them")?;
             cargo(&env, &["test", "--workspace"], &args)
         }
         Task::Reproduce { args } => run_cli(&setup::ensure()?, "reproduce", &args),

@@ -9,7 +9,7 @@ use crate::device;
 use anyhow::{bail, Context, Result};
 use encoder::BertTokenizer;
 use heads::checkpoint::CHECKPOINT_FILE;
-use heads::{pipeline, MultiTaskModel, Prediction};
+use heads::{pipeline, Aggregation, MultiTaskModel, PredictOptions, Prediction};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -25,6 +25,13 @@ pub struct PredictArgs {
     pub file: Option<PathBuf>,
     #[command(flatten)]
     pub model: CheckpointArgs,
+    /// How a word's tag comes from its sub-tokens: `first` (as the model trains), `average` (of their
+    /// probabilities) or `max` (the surest sub-token).
+    #[arg(long, default_value = "first")]
+    pub aggregation: Aggregation,
+    /// Tokens shared by consecutive windows of a text longer than the model [default: a quarter of its length].
+    #[arg(long)]
+    pub stride: Option<usize>,
     /// Print one JSON object a line instead of text.
     #[arg(long)]
     pub json: bool,
@@ -34,7 +41,9 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let texts = collect_texts(&args.texts, args.file.as_deref())?;
     let loaded = load_checkpoint(&args.model)?;
     let (dir, model, precision, device) = (&loaded.dir, &loaded.model, &loaded.precision, loaded.device);
-    let predictions = pipeline::predict(model, &loaded.tokenizer, &texts, args.model.batch_size)?;
+    let options =
+        PredictOptions { batch_size: args.model.batch_size, aggregation: args.aggregation, stride: args.stride };
+    let predictions = pipeline::predict(model, &loaded.tokenizer, &texts, &options)?;
     if args.json {
         for prediction in &predictions {
             println!("{}", serde_json::to_string(prediction)?);

@@ -205,6 +205,8 @@ pub struct Fit<'a> {
     /// The command that continues the run after a stop: with one, the run saves a resumable state after every
     /// epoch (and when it stops); without, it saves none.
     pub resume_command: Option<String>,
+    /// Score the test sets before training too.
+    pub scores_before: bool,
 }
 
 /// The one training path: trains `session` with progress bars, the run directory's records and a resumable state
@@ -232,6 +234,7 @@ pub fn fit(
         resume_from: fit.resume,
         stop: Some(stop_flag()),
         settings: fit.fingerprint,
+        skip_scores_before: !fit.scores_before,
     };
     let trained = {
         let mut observers: Vec<&mut dyn trainer::Observer> = vec![&mut progress];
@@ -278,8 +281,10 @@ pub fn fit(
     if !phases.is_empty() {
         transcript.line(&format!("{phases}\n\nSelection: {}.", outcome.selection));
     }
-    transcript.line("Metrics before training:");
-    transcript.block(&evaluation_text(&outcome.before));
+    if let Some(before) = &outcome.before {
+        transcript.line("Metrics before training:");
+        transcript.block(&evaluation_text(before));
+    }
     transcript.line("Metrics after training:");
     transcript.block(&evaluation_text(&outcome.after));
     let (Some(run_path), Some(records)) = (run_path, records) else { return Ok((outcome, None)) };
@@ -294,12 +299,12 @@ pub fn fit(
         }
     }
     transcript.line(&format!(
-        "Training took {:.1} s ({} values trained); evaluation {:.1} s before, {:.1} s after. Intervals are 95% \
+        "Training took {:.1} s ({} values trained); evaluation {}{:.1} s after. Intervals are 95% \
          percentile-bootstrap intervals over the test examples (sentences for NER). Plots: `loss.svg`, \
          `scores.svg`{}. Checkpoint: `{CHECKPOINT_DIR}/`.",
         outcome.training_seconds,
         outcome.trainable_parameters,
-        outcome.before.seconds,
+        outcome.before.as_ref().map_or_else(String::new, |before| format!("{:.1} s before, ", before.seconds)),
         outcome.after.seconds,
         if outcome.after.classification.is_some() { ", `confusion_matrix.svg`" } else { "" },
     ));

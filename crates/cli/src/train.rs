@@ -71,6 +71,9 @@ pub struct TrainArgs {
     /// Compute precision: `auto` (bf16 where the device computes it natively), `f32` or `bf16` [default auto].
     #[arg(long)]
     pub precision: Option<Precision>,
+    /// Also score the test examples before training (the untrained heads: a full extra pass over the test files).
+    #[arg(long)]
+    pub scores_before: bool,
     /// Rerun the run described by this configuration (a run's `config.json`, or its directory); flags still
     /// change it.
     #[arg(long, value_name = "CONFIG")]
@@ -102,8 +105,10 @@ pub struct DataSummary {
     pub sources: datasets::SplitSources,
     /// Validation and test examples whose text is also in the training split.
     pub leakage: datasets::Leakage,
-    /// Examples cut at the model's length.
+    /// Classification examples cut at the model's length.
     pub truncated_examples: u64,
+    /// NER sentences longer than the model, read in overlapping windows.
+    pub windowed_examples: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -339,6 +344,7 @@ fn train_in(
             fingerprint: config.fingerprint(&precision)?,
             quiet: args.run.quiet,
             resume_command: Some(resume_command),
+            scores_before: args.scores_before,
         },
         &mut transcript,
     )?;
@@ -421,6 +427,7 @@ fn summary(_task: Task, dataset: &PreparedDataset) -> DataSummary {
         sources: dataset.sources().clone(),
         leakage: dataset.leakage(),
         truncated_examples: dataset.data().stats().truncated_examples,
+        windowed_examples: dataset.data().stats().windowed_examples,
     }
 }
 
@@ -448,14 +455,17 @@ fn summary_text(task: Task, summary: &DataSummary) -> String {
         SplitSource::Given(_) => "given".to_string(),
         other => other.to_string(),
     };
+    let length = match task {
+        Task::Classification => format!("{} texts truncated at the model's length", summary.truncated_examples),
+        Task::Ner => format!("{} sentences longer than the model, read in windows", summary.windowed_examples),
+    };
     lines.push(format!(
-        "  train {} / validation {} ({}) / test {} ({}); {} examples truncated at the model's length",
+        "  train {} / validation {} ({}) / test {} ({}); {length}",
         summary.train,
         summary.validation,
         source(&summary.sources.validation),
         summary.test,
         source(&summary.sources.test),
-        summary.truncated_examples
     ));
     if summary.leakage.validation + summary.leakage.test > 0 {
         lines.push(format!(

@@ -207,17 +207,30 @@ fn text_output_from_a_file_and_a_run_directory() {
 }
 
 #[test]
-fn words_beyond_the_model_length_are_tagged_o() {
+fn a_text_longer_than_the_model_is_read_in_windows_and_every_word_is_tagged() {
     let temp = tempfile::tempdir().expect("tempdir");
     let checkpoint = write_checkpoint(temp.path());
     let long = vec!["John"; 80].join(" ");
-    let out = stdout(&bertmt(&["predict", "--json", "--checkpoint", checkpoint.to_str().expect("path"), &long]));
-    let lines = json_lines(&out);
-    let tags = strings(&lines[0]["tags"]);
-    assert_eq!(tags.len(), 80);
-    // 64 positions minus [CLS] and [SEP]: 62 words tagged, each its own entity.
-    assert!(tags[..62].iter().all(|tag| *tag == "B-PER") && tags[62..].iter().all(|tag| *tag == "O"), "{tags:?}");
-    assert_eq!(lines[0]["entities"].as_array().expect("entities").len(), 62);
+    for aggregation in ["first", "average", "max"] {
+        let out = stdout(&bertmt(&[
+            "predict",
+            "--json",
+            "--aggregation",
+            aggregation,
+            "--checkpoint",
+            checkpoint.to_str().expect("path"),
+            &long,
+        ]));
+        let lines = json_lines(&out);
+        let tags = strings(&lines[0]["tags"]);
+        // 64 positions hold 62 words: the rest come from a second window, none is lost.
+        assert_eq!(tags.len(), 80);
+        assert!(tags.iter().all(|tag| *tag == "B-PER"), "{aggregation}: {tags:?}");
+        assert_eq!(lines[0]["entities"].as_array().expect("entities").len(), 80);
+    }
+    let output = bertmt(&["predict", "--aggregation", "mean", "--checkpoint", checkpoint.to_str().expect("path"), "x"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("first, average or max"), "{stderr}");
 }
 
 #[test]

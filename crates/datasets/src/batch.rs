@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::encode::{Encoded, Target, IGNORE_INDEX};
+use crate::encode::{Encoded, Row, Target, IGNORE_INDEX};
 use crate::error::{DatasetError, Result};
 use crate::split::{seeded_rng, shuffle, streams};
 
@@ -15,14 +15,17 @@ pub enum BatchLabels {
     Tokens(Vec<i64>),
 }
 
-/// A padded batch in row-major `[batch, seq_len]` vectors, ready for tensor conversion.
+/// A padded batch in row-major `[rows, seq_len]` vectors, ready for tensor conversion. An example is one row,
+/// unless it is a NER sentence longer than the model, read in several windows (its rows are consecutive).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaddedBatch {
-    /// The examples in the batch (indices into the example list), in row order.
+    /// The examples in the batch (indices into the example list), in order.
     pub indices: Vec<usize>,
+    /// Each row: the example it reads (index into the example list) and which of its positions it holds.
+    pub rows: Vec<BatchRow>,
     /// Rows.
     pub batch_size: usize,
-    /// Columns: the longest sequence in the batch.
+    /// Columns: the longest row in the batch.
     pub seq_len: usize,
     /// Token ids, padded with the pad id.
     pub input_ids: Vec<i64>,
@@ -34,7 +37,18 @@ pub struct PaddedBatch {
     pub labels: BatchLabels,
 }
 
-/// Pads the examples `indices` of `examples` to the longest among them.
+/// One row of a batch: the example it reads and its positions (see [`crate::Row`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchRow {
+    /// The example (index into the example list).
+    pub example: usize,
+    /// For each column of the row that holds a token: the token's position in the example, when this row owns it
+    /// (its prediction counts there); `None` for positions another window owns.
+    pub owned: Vec<Option<usize>>,
+}
+
+/// Pads the examples `indices` of `examples` to the longest row among them; a NER sentence longer than the model
+/// gives one row per window, with labels only where the row owns the position.
 ///
 /// ```
 /// use datasets::{pad_batch, BatchLabels, Encoded, Target};
@@ -50,62 +64,73 @@ pub fn pad_batch(examples: &[Encoded], indices: &[usize], pad_id: u32) -> Result
     if indices.is_empty() {
         return Err(DatasetError::Batch("empty batch".into()));
     }
-    let rows: Vec<&Encoded> = indices
+    let chosen: Vec<(usize, &Encoded)> = indices
         .iter()
         .map(|&i| {
             examples
                 .get(i)
+                .map(|example| (i, example))
                 .ok_or_else(|| DatasetError::Batch(format!("example {i} out of range ({} examples)", examples.len())))
         })
         .collect::<Result<_>>()?;
-    let seq_len = rows.iter().map(|e| e.input_ids.len()).max().unwrap_or(0);
+    let token_level = matches!(chosen.first().map(|(_, e)| &e.target), Some(Target::Tokens(_)));
+    let mut rows: Vec<(usize, &Encoded, Row)> = Vec::new();
+    for &(index, example) in &chosen {
+        let n = example.input_ids.len();
+        if example.type_ids.len() != n {
+            return Err(DatasetError::Batch(format!(
+                "example {index}: {} type ids for {n} tokens",
+                example.type_ids.len()
+            )));
+        }
+        match (&example.target, token_level) {
+            (Target::Class(_), false) => {}
+            (Target::Tokens(t), true) => {
+                if t.labels.len() != n {
+                    return Err(DatasetError::Batch(format!(
+                        "example {index}: {} labels for {n} tokens",
+                        t.labels.len()
+                    )));
+                }
+                if t.windows.iter().any(|w| w.start == 0 || w.start >= w.end || w.end as usize >= n) {
+                    return Err(DatasetError::Batch(format!("example {index}: a window outside its {n} tokens")));
+                }
+            }
+            _ => return Err(DatasetError::Batch("a batch mixes sequence and token classification examples".into())),
+        }
+        for row in example.rows() {
+            rows.push((index, example, row));
+        }
+    }
+    let seq_len = rows.iter().map(|(_, _, row)| row.positions.len()).max().unwrap_or(0);
     let batch_size = rows.len();
     let cells = batch_size * seq_len;
     let mut input_ids = vec![i64::from(pad_id); cells];
     let mut attention_mask = vec![0i64; cells];
     let mut token_type_ids = vec![0i64; cells];
-    let token_level = matches!(rows.first().map(|e| &e.target), Some(Target::Tokens(_)));
     let mut classes = Vec::new();
     let mut token_labels = if token_level { vec![i64::from(IGNORE_INDEX); cells] } else { Vec::new() };
-    for (r, example) in rows.iter().enumerate() {
+    let mut batch_rows = Vec::with_capacity(batch_size);
+    for (r, (index, example, row)) in rows.iter().enumerate() {
         let start = r * seq_len;
-        let n = example.input_ids.len();
-        if example.type_ids.len() != n {
-            return Err(DatasetError::Batch(format!(
-                "example {}: {} type ids for {n} tokens",
-                indices[r],
-                example.type_ids.len()
-            )));
-        }
-        let span = start..start + n;
-        for ((dst, mask), &id) in
-            input_ids[span.clone()].iter_mut().zip(&mut attention_mask[span.clone()]).zip(&example.input_ids)
-        {
-            *dst = i64::from(id);
-            *mask = 1;
-        }
-        for (dst, &t) in token_type_ids[span.clone()].iter_mut().zip(&example.type_ids) {
-            *dst = i64::from(t);
-        }
-        match (&example.target, token_level) {
-            (Target::Class(c), false) => classes.push(i64::from(*c)),
-            (Target::Tokens(t), true) => {
-                if t.labels.len() != n {
-                    return Err(DatasetError::Batch(format!(
-                        "example {}: {} labels for {n} tokens",
-                        indices[r],
-                        t.labels.len()
-                    )));
-                }
-                for (dst, &l) in token_labels[span].iter_mut().zip(&t.labels) {
-                    *dst = i64::from(l);
-                }
+        for (j, (&position, &owned)) in row.positions.iter().zip(&row.owned).enumerate() {
+            let cell = start + j;
+            input_ids[cell] = i64::from(example.input_ids[position]);
+            attention_mask[cell] = 1;
+            token_type_ids[cell] = i64::from(example.type_ids[position]);
+            if let (Target::Tokens(t), true) = (&example.target, owned) {
+                token_labels[cell] = i64::from(t.labels[position]);
             }
-            _ => return Err(DatasetError::Batch("a batch mixes sequence and token classification examples".into())),
         }
+        if let Target::Class(c) = example.target {
+            classes.push(i64::from(c));
+        }
+        let owned = row.positions.iter().zip(&row.owned).map(|(&p, &owned)| owned.then_some(p)).collect();
+        batch_rows.push(BatchRow { example: *index, owned });
     }
     Ok(PaddedBatch {
         indices: indices.to_vec(),
+        rows: batch_rows,
         batch_size,
         seq_len,
         input_ids,

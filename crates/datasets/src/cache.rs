@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{DatasetError, Result};
 
 /// Bumped whenever the cached types or their meaning change.
-pub const CACHE_FORMAT_VERSION: u32 = 3;
+pub const CACHE_FORMAT_VERSION: u32 = 4;
 
 const MAGIC: &[u8; 8] = b"BMTDSET\0";
 const HEADER_LEN: usize = 8 + 4 + 32 + 8 + 32;

@@ -15,17 +15,139 @@ pub const IGNORE_INDEX: i32 = -100;
 /// How to tokenize.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EncodeOptions {
-    /// Longest sequence, special tokens included (default 512); longer inputs are truncated.
+    /// Longest sequence the model reads, special tokens included (default 512). Longer texts are truncated for
+    /// classification; longer NER sentences are read in overlapping windows (see [`Window`]).
     pub max_length: usize,
     /// NER: give later sub-tokens of a word the `I-` label of its entity (`O` for `O` words)
     /// instead of [`IGNORE_INDEX`].
     pub label_all_tokens: bool,
+    /// NER: tokens shared by consecutive windows of a long sentence; `None`: a quarter of `max_length`.
+    pub stride: Option<usize>,
 }
 
 impl Default for EncodeOptions {
     fn default() -> Self {
-        Self { max_length: 512, label_all_tokens: false }
+        Self { max_length: 512, label_all_tokens: false, stride: None }
     }
+}
+
+impl EncodeOptions {
+    /// The options for a model that reads `max_length` tokens at most.
+    pub fn for_length(max_length: usize) -> Self {
+        Self { max_length, ..Self::default() }
+    }
+
+    /// The overlap of consecutive windows: `stride`, or a quarter of `max_length`.
+    pub fn window_stride(&self) -> usize {
+        self.stride.unwrap_or(self.max_length / 4)
+    }
+}
+
+/// A stretch of a sequence longer than the model: the content tokens `start..end` (positions in the whole sequence,
+/// between its first and last token, which are special: `[CLS]`, `[SEP]`), read as one row with the sequence's
+/// first and last token around them. Consecutive windows overlap, and each token's prediction is taken from the
+/// window in which it has the most context on both sides (see [`rows`]), as Hugging Face's token-classification
+/// pipeline does with `stride`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    /// First content position.
+    pub start: u32,
+    /// One past the last content position.
+    pub end: u32,
+}
+
+/// The windows a model that reads at most `max_length` tokens (special tokens included) needs for a sequence of
+/// `len` tokens (its first and last special), consecutive windows sharing `stride` content tokens; none when the
+/// sequence fits. An error when a window cannot hold a token and still advance.
+///
+/// ```
+/// use datasets::{windows, Window};
+/// assert!(windows(10, 10, 2).unwrap().is_empty());
+/// // 12 content tokens (positions 1..13), 6 a window, 2 shared: 1..7, 5..11, 9..13.
+/// let w = windows(14, 8, 2).unwrap();
+/// assert_eq!(w, [Window { start: 1, end: 7 }, Window { start: 5, end: 11 }, Window { start: 9, end: 13 }]);
+/// ```
+pub fn windows(len: usize, max_length: usize, stride: usize) -> Result<Vec<Window>> {
+    if len <= max_length {
+        return Ok(Vec::new());
+    }
+    let per_window = max_length.saturating_sub(2);
+    if per_window == 0 || stride >= per_window {
+        return Err(DatasetError::InvalidOption(format!(
+            "windows of {max_length} tokens sharing {stride} cannot advance: the stride must be below {per_window}"
+        )));
+    }
+    let last = len - 1;
+    let to_u32 = |n: usize| u32::try_from(n).map_err(|_| DatasetError::InvalidOption(format!("{n} tokens")));
+    let mut out = Vec::new();
+    let mut start = 1;
+    loop {
+        let end = (start + per_window).min(last);
+        out.push(Window { start: to_u32(start)?, end: to_u32(end)? });
+        if end == last {
+            return Ok(out);
+        }
+        start += per_window - stride;
+    }
+}
+
+/// One row the model reads for an example: the positions (in the whole sequence) of its tokens, and for each
+/// whether this row's prediction is the one that counts for that position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Row {
+    /// Positions of the row's tokens in the example's sequence.
+    pub positions: Vec<usize>,
+    /// Whether the row owns each position: the position's label trains here and its prediction is read here.
+    pub owned: Vec<bool>,
+}
+
+/// The rows the model reads for a sequence of `len` tokens read in `windows` (none: one row, the whole sequence):
+/// each window with the sequence's first and last token around it. A content position is owned by the window in
+/// which it has the most context (the larger of its distances to the nearer end; ties: the earlier window); the
+/// special tokens of a windowed sequence are owned by no row.
+///
+/// ```
+/// use datasets::{rows, windows};
+/// let rows = rows(14, &windows(14, 8, 2).unwrap());
+/// assert_eq!(rows[0].positions, [0, 1, 2, 3, 4, 5, 6, 13]);
+/// // Position 5 is the second-to-last of the first window and second of the second: the first wins the tie.
+/// assert_eq!(rows.iter().filter(|r| r.positions.iter().zip(&r.owned).any(|(&p, &o)| p == 5 && o)).count(), 1);
+/// assert!(rows[0].owned[5] && !rows[1].owned[0]);
+/// ```
+pub fn rows(len: usize, windows: &[Window]) -> Vec<Row> {
+    if windows.is_empty() {
+        return vec![Row { positions: (0..len).collect(), owned: vec![true; len] }];
+    }
+    let context = |window: &Window, p: usize| {
+        let (start, end) = (window.start as usize, window.end as usize);
+        (start <= p && p < end).then(|| (p - start).min(end - 1 - p))
+    };
+    let owner = |p: usize| -> Option<usize> {
+        let mut best: Option<(usize, usize)> = None;
+        for (index, window) in windows.iter().enumerate() {
+            if let Some(score) = context(window, p) {
+                if best.is_none_or(|(_, top)| score > top) {
+                    best = Some((index, score));
+                }
+            }
+        }
+        best.map(|(index, _)| index)
+    };
+    windows
+        .iter()
+        .enumerate()
+        .map(|(index, window)| {
+            let mut positions = vec![0];
+            positions.extend(window.start as usize..window.end as usize);
+            positions.push(len.saturating_sub(1));
+            let owned = positions
+                .iter()
+                .enumerate()
+                .map(|(j, &p)| j != 0 && j + 1 != positions.len() && owner(p) == Some(index))
+                .collect();
+            Row { positions, owned }
+        })
+        .collect()
 }
 
 /// Per-token targets of a token-classification example.
@@ -36,10 +158,11 @@ pub struct TokenTargets {
     pub labels: Vec<i32>,
     /// For each token, the index of the word it belongs to (`None` for special tokens).
     pub word_ids: Vec<Option<u32>>,
-    /// The gold label of every word of the sentence, including words lost to truncation.
+    /// The gold label of every word of the sentence.
     pub word_labels: Vec<u32>,
-    /// Words at the end of the sentence that truncation cut off.
-    pub words_truncated: u32,
+    /// The windows the sequence is read in when it is longer than the model (empty: one row, the whole sequence).
+    #[serde(default)]
+    pub windows: Vec<Window>,
 }
 
 /// What an example is to be trained to predict.
@@ -68,6 +191,24 @@ impl Encoded {
         self.input_ids.len()
     }
 
+    /// The rows the model reads for this example (see [`rows`]): one, unless it is a NER sentence read in windows.
+    pub fn rows(&self) -> Vec<Row> {
+        match &self.target {
+            Target::Tokens(targets) => rows(self.len(), &targets.windows),
+            Target::Class(_) => rows(self.len(), &[]),
+        }
+    }
+
+    /// The longest row the model reads for this example.
+    pub fn longest_row(&self) -> usize {
+        match &self.target {
+            Target::Tokens(targets) if !targets.windows.is_empty() => {
+                targets.windows.iter().map(|w| (w.end - w.start) as usize + 2).max().unwrap_or(0)
+            }
+            _ => self.len(),
+        }
+    }
+
     /// Whether there are no tokens.
     pub fn is_empty(&self) -> bool {
         self.input_ids.is_empty()
@@ -79,32 +220,36 @@ impl Encoded {
 pub struct EncodeStats {
     /// Examples tokenized.
     pub examples: u64,
-    /// Examples cut at `max_length`.
+    /// Examples cut at `max_length` (classification).
     pub truncated_examples: u64,
-    /// NER: words cut off by truncation (their labels are not trained on).
-    pub words_truncated: u64,
+    /// NER: sentences longer than `max_length`, read in overlapping windows (nothing is cut off).
+    #[serde(default)]
+    pub windowed_examples: u64,
     /// NER: words that produced no token at all (e.g. only control characters).
     pub words_without_tokens: u64,
     /// Tokens over all examples.
     pub tokens: u64,
 }
 
-/// A copy of `tokenizer` that truncates at `max_length` and does not pad.
-fn configured(tokenizer: &Tokenizer, max_length: usize) -> Result<Tokenizer> {
-    if max_length == 0 {
-        return Err(DatasetError::InvalidOption("max_length must be positive".into()));
-    }
+/// A copy of `tokenizer` that truncates at `max_length` (none: never truncates) and does not pad.
+fn configured(tokenizer: &Tokenizer, max_length: Option<usize>) -> Result<Tokenizer> {
     let mut tokenizer = tokenizer.clone();
-    tokenizer
-        .with_truncation(Some(TruncationParams {
-            max_length,
-            strategy: TruncationStrategy::LongestFirst,
-            stride: 0,
-            ..TruncationParams::default()
-        }))
-        .map_err(|e| DatasetError::Tokenizer(e.to_string()))?;
+    let truncation = max_length.map(|max_length| TruncationParams {
+        max_length,
+        strategy: TruncationStrategy::LongestFirst,
+        stride: 0,
+        ..TruncationParams::default()
+    });
+    tokenizer.with_truncation(truncation).map_err(|e| DatasetError::Tokenizer(e.to_string()))?;
     tokenizer.with_padding(None);
     Ok(tokenizer)
+}
+
+fn check_length(options: &EncodeOptions) -> Result<()> {
+    if options.max_length == 0 {
+        return Err(DatasetError::InvalidOption("max_length must be positive".into()));
+    }
+    Ok(())
 }
 
 fn type_ids(encoding: &tokenizers::Encoding) -> Result<Vec<u8>> {
@@ -122,7 +267,8 @@ pub fn encode_classification(
     examples: &[ClassificationExample],
     options: &EncodeOptions,
 ) -> Result<(Vec<Encoded>, EncodeStats)> {
-    let tokenizer = configured(tokenizer, options.max_length)?;
+    check_length(options)?;
+    let tokenizer = configured(tokenizer, Some(options.max_length))?;
     let encoded: Vec<(Encoded, bool)> = examples
         .par_iter()
         .map(|example| {
@@ -206,15 +352,21 @@ pub fn word_starts(word_ids: &[Option<u32>]) -> impl Iterator<Item = Option<u32>
 }
 
 /// Tokenizes NER sentences as pre-split words (in parallel; output in input order) and aligns
-/// their labels (see [`align_labels`]); keeps the token-to-word map and counts words lost to
-/// truncation.
+/// their labels (see [`align_labels`]); keeps the token-to-word map. A sentence longer than `options.max_length` is
+/// kept whole and read in overlapping windows ([`windows`], sharing `options.window_stride()` tokens): no word is
+/// lost.
 pub fn encode_ner(
     tokenizer: &Tokenizer,
     sentences: &[NerSentence],
     labels: &NerLabels,
     options: &EncodeOptions,
 ) -> Result<(Vec<Encoded>, EncodeStats)> {
-    let tokenizer = configured(tokenizer, options.max_length)?;
+    check_length(options)?;
+    let stride = options.window_stride();
+    if options.max_length > 2 {
+        windows(options.max_length + 1, options.max_length, stride)?;
+    }
+    let tokenizer = configured(tokenizer, None)?;
     let encoded: Vec<(Encoded, bool, u64)> = sentences
         .par_iter()
         .map(|sentence| {
@@ -231,14 +383,14 @@ pub fn encode_ner(
                     *p = true;
                 }
             }
-            let truncated = !encoding.get_overflowing().is_empty();
-            let words_truncated = if truncated { present.iter().rev().take_while(|p| !**p).count() } else { 0 };
             let missing = present.iter().filter(|p| !**p).count();
+            let windows = windows(encoding.get_ids().len(), options.max_length, stride)?;
+            let windowed = !windows.is_empty();
             let target = TokenTargets {
                 labels: align_labels(&word_ids, &sentence.tags, labels, options.label_all_tokens),
                 word_ids,
                 word_labels: sentence.tags.clone(),
-                words_truncated: u32::try_from(words_truncated).unwrap_or(u32::MAX),
+                windows,
             };
             Ok((
                 Encoded {
@@ -246,25 +398,27 @@ pub fn encode_ner(
                     type_ids: type_ids(&encoding)?,
                     target: Target::Tokens(target),
                 },
-                truncated,
-                (missing - words_truncated) as u64,
+                windowed,
+                missing as u64,
             ))
         })
         .collect::<Result<_>>()?;
     let mut stats = EncodeStats::default();
     let mut out = Vec::with_capacity(encoded.len());
-    for (e, truncated, without_tokens) in encoded {
+    for (e, windowed, without_tokens) in encoded {
         stats.examples += 1;
         stats.tokens += e.input_ids.len() as u64;
-        stats.truncated_examples += u64::from(truncated);
+        stats.windowed_examples += u64::from(windowed);
         stats.words_without_tokens += without_tokens;
-        if let Target::Tokens(t) = &e.target {
-            stats.words_truncated += u64::from(t.words_truncated);
-        }
         out.push(e);
     }
-    if stats.words_truncated > 0 {
-        tracing::warn!(words = stats.words_truncated, sentences = stats.truncated_examples, "words lost to truncation");
+    if stats.windowed_examples > 0 {
+        tracing::info!(
+            sentences = stats.windowed_examples,
+            max_length = options.max_length,
+            stride,
+            "sentences longer than the model are read in overlapping windows"
+        );
     }
     Ok((out, stats))
 }

@@ -63,15 +63,15 @@ mod table;
 #[cfg(feature = "tch")]
 mod tensor;
 
-pub use batch::{lengths, pad_batch, BatchLabels, BucketSampler, PaddedBatch};
+pub use batch::{lengths, pad_batch, BatchLabels, BatchRow, BucketSampler, PaddedBatch};
 pub use cache::{Cache, CacheKey, CacheReport, CacheStatus, KeyBuilder, CACHE_FORMAT_VERSION};
 pub use classification::{
     load_classification, ClassificationData, ClassificationExample, ClassificationOptions, LabelSpec,
 };
 pub use clean::{clean_text, normalize_chars};
 pub use encode::{
-    align_labels, encode_classification, encode_ner, pad_id, word_starts, EncodeOptions, EncodeStats, Encoded, Target,
-    TokenTargets, IGNORE_INDEX,
+    align_labels, encode_classification, encode_ner, pad_id, rows, windows, word_starts, EncodeOptions, EncodeStats,
+    Encoded, Row, Target, TokenTargets, Window, IGNORE_INDEX,
 };
 pub use error::{DatasetError, Location, Result};
 pub use format::{FileFormat, TextEncoding};

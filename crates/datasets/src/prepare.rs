@@ -308,7 +308,7 @@ impl ProcessedDataset {
             }
             all.stats.examples += part.stats.examples;
             all.stats.truncated_examples += part.stats.truncated_examples;
-            all.stats.words_truncated += part.stats.words_truncated;
+            all.stats.windowed_examples += part.stats.windowed_examples;
             all.stats.words_without_tokens += part.stats.words_without_tokens;
             all.stats.tokens += part.stats.tokens;
             all.files.extend(part.files);

@@ -81,6 +81,16 @@ where
     F: FnMut(u64, &mut [Option<Cow<'_, str>>]) -> Result<()>,
 {
     let location = Location::file(path);
+    if delimiter != b'\t' {
+        if let Some(line) = unclosed_quote(text.as_bytes(), delimiter) {
+            return Err(DatasetError::Csv {
+                location: Location::file(path).with_line(line),
+                message: "a quoted field opens here and is never closed, so it would swallow every later row: \
+                          close its quote (a quote inside a quoted field is written twice, \"\")"
+                    .into(),
+            });
+        }
+    }
     // TSV has no quoting (a quote is part of the text); CSV quotes as RFC 4180 and pandas do.
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -118,6 +128,35 @@ where
         f(row, &mut cells)?;
     }
     Ok(names)
+}
+
+/// The 1-based line of a quoted field that is still open at the end of `bytes` (CSV as RFC 4180 and the `csv` crate
+/// read it: a quote opens a field only at its start; inside, `""` is a quote and a lone `"` closes it), if any.
+fn unclosed_quote(bytes: &[u8], delimiter: u8) -> Option<u64> {
+    enum State {
+        FieldStart,
+        Unquoted,
+        Quoted,
+        QuoteInQuoted,
+    }
+    let mut state = State::FieldStart;
+    let mut opened_at = 0usize;
+    for (offset, &byte) in bytes.iter().enumerate() {
+        state = match state {
+            State::FieldStart if byte == b'"' => {
+                opened_at = offset;
+                State::Quoted
+            }
+            State::FieldStart | State::Unquoted if byte == delimiter || byte == b'\n' => State::FieldStart,
+            State::FieldStart | State::Unquoted => State::Unquoted,
+            State::Quoted if byte == b'"' => State::QuoteInQuoted,
+            State::Quoted => State::Quoted,
+            State::QuoteInQuoted if byte == b'"' => State::Quoted,
+            State::QuoteInQuoted if byte == delimiter || byte == b'\n' => State::FieldStart,
+            State::QuoteInQuoted => State::Unquoted,
+        };
+    }
+    matches!(state, State::Quoted).then(|| memchr::memchr_iter(b'\n', &bytes[..opened_at]).count() as u64 + 1)
 }
 
 /// The text a cell stands for, or the name of its type when it cannot stand for text.
@@ -265,6 +304,14 @@ where
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_unclosed_quote_is_found_on_its_line_and_legal_quotes_are_not() {
+        assert_eq!(unclosed_quote(b"a,b\n1,\"ok\"\n2,\"still open\n3,x\n", b','), Some(3));
+        assert_eq!(unclosed_quote(b"a,b\n1,\"two\nlines, \"\"quoted\"\"\"\n2,5\" tall\n", b','), None);
+        assert_eq!(unclosed_quote(b"a;b\n\"x;y\";z\n", b';'), None);
+        assert_eq!(unclosed_quote(b"", b','), None);
+    }
+
     use super::*;
 
     #[test]

@@ -2,13 +2,13 @@
 
 use tch::{Device, Tensor};
 
-use crate::batch::{BatchLabels, PaddedBatch};
+use crate::batch::{BatchLabels, BatchRow, PaddedBatch};
 use crate::error::{DatasetError, Result};
 
 /// A batch as `int64` tensors on a device, ready for the encoder.
 #[derive(Debug)]
 pub struct TensorBatch {
-    /// Token ids, `[batch, seq_len]`.
+    /// Token ids, `[rows, seq_len]`.
     pub input_ids: Tensor,
     /// 1 for tokens, 0 for padding, `[batch, seq_len]`.
     pub attention_mask: Tensor,
@@ -16,8 +16,10 @@ pub struct TensorBatch {
     pub token_type_ids: Tensor,
     /// `[batch]` classes, or `[batch, seq_len]` token labels with -100 at padding and ignored tokens.
     pub labels: Tensor,
-    /// The example index of each row.
+    /// The examples of the batch, in order.
     pub indices: Vec<usize>,
+    /// Each row's example and the positions it owns (an example longer than the model has several rows).
+    pub rows: Vec<BatchRow>,
 }
 
 fn to_tensor(values: &[i64], shape: &[i64], device: Device) -> Result<Tensor> {
@@ -40,6 +42,7 @@ impl PaddedBatch {
             token_type_ids: to_tensor(&self.token_type_ids, &shape, device)?,
             labels,
             indices: self.indices.clone(),
+            rows: self.rows.clone(),
         })
     }
 }

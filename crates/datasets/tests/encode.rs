@@ -52,7 +52,7 @@ fn first_sub_token_carries_the_word_label() {
     assert_eq!(t.labels, [X, b_per, X, i_per, X, 0, 0, b_geo, 0, X]);
     assert_eq!(t.word_ids, [None, Some(0), Some(0), Some(1), Some(1), Some(2), Some(3), Some(4), Some(5), None]);
     assert_eq!(t.word_labels, s.tags);
-    assert_eq!(t.words_truncated, 0);
+    assert!(t.windows.is_empty());
     assert_eq!((stats.examples, stats.tokens, stats.truncated_examples), (1, 10, 0));
 }
 
@@ -78,26 +78,40 @@ fn label_all_tokens_without_an_inside_tag_is_ignored() {
 }
 
 #[test]
-fn truncation_counts_lost_words_and_keeps_word_labels() {
+fn a_sentence_longer_than_the_model_is_kept_whole_and_read_in_windows() {
     let labels = NerLabels::gmb();
     let s = sentence(
         &["Mrs", "Johnson", "lives", "in", "Paris", "."],
         &["B-per", "I-per", "O", "O", "B-geo", "O"],
         &labels,
     );
-    for (max_length, kept_tokens, lost) in [(6, 4, 4), (5, 3, 4), (4, 2, 5)] {
-        let options = EncodeOptions { max_length, ..EncodeOptions::default() };
+    let whole = ["[CLS]", "mr", "##s", "john", "##son", "lives", "in", "paris", ".", "[SEP]"].map(id);
+    for (max_length, stride, windows) in [(6, 1, 3), (5, 1, 4), (6, 2, 3), (10, 2, 0)] {
+        let options = EncodeOptions { max_length, stride: Some(stride), ..EncodeOptions::default() };
         let (encoded, stats) = encode_ner(&tokenizer(), std::slice::from_ref(&s), &labels, &options).unwrap();
         let e = &encoded[0];
-        assert_eq!(e.input_ids.len(), kept_tokens + 2, "max_length {max_length}");
-        assert_eq!(e.input_ids.first(), Some(&id("[CLS]")));
-        assert_eq!(e.input_ids.last(), Some(&id("[SEP]")));
+        assert_eq!(e.input_ids, whole, "max_length {max_length}: nothing is cut off");
         let t = targets(&e.target);
-        assert_eq!(t.words_truncated, lost, "max_length {max_length}");
-        assert_eq!(t.word_labels.len(), 6);
+        assert_eq!(t.windows.len(), windows, "max_length {max_length}, stride {stride}");
         assert_eq!(t.labels.len(), e.input_ids.len());
-        assert_eq!((stats.words_truncated, stats.truncated_examples), (u64::from(lost), 1));
+        assert_eq!(stats.windowed_examples, u64::from(windows > 0));
+        // Every row fits the model, and every content token is owned by exactly one row.
+        let rows = e.rows();
+        assert!(rows.iter().all(|row| row.positions.len() <= max_length), "{rows:?}");
+        for position in 1..whole.len() - 1 {
+            let owners = rows
+                .iter()
+                .filter(|row| row.positions.iter().zip(&row.owned).any(|(&p, &o)| o && p == position))
+                .count();
+            assert_eq!(owners, 1, "position {position} at max_length {max_length}");
+        }
+        assert_eq!(e.longest_row(), if windows > 0 { max_length } else { whole.len() });
     }
+    let stuck = EncodeOptions { max_length: 6, stride: Some(4), ..EncodeOptions::default() };
+    assert!(
+        encode_ner(&tokenizer(), std::slice::from_ref(&s), &labels, &stuck).is_err(),
+        "a stride that cannot advance"
+    );
 }
 
 #[test]

@@ -21,7 +21,7 @@ fn token_example(ids: &[u32], labels: &[i32]) -> Encoded {
             labels: labels.to_vec(),
             word_ids: vec![None; ids.len()],
             word_labels: Vec::new(),
-            words_truncated: 0,
+            windows: Vec::new(),
         }),
     }
 }

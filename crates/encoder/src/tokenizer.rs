@@ -13,6 +13,8 @@ use tokenizers::{Encoding, Tokenizer, TruncationDirection, TruncationParams, Tru
 #[derive(Clone)]
 pub struct BertTokenizer {
     inner: Tokenizer,
+    /// The same tokenizer without truncation, for texts read in windows.
+    whole: Tokenizer,
     max_length: usize,
     pad_id: u32,
 }
@@ -66,7 +68,9 @@ impl BertTokenizer {
             }))
             .map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
         inner.with_padding(None);
-        Ok(Self { inner, max_length, pad_id })
+        let mut whole = inner.clone();
+        whole.with_truncation(None).map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
+        Ok(Self { inner, whole, max_length, pad_id })
     }
 
     /// Checks that every token id this tokenizer can produce indexes into a model vocabulary of `vocab_size` rows
@@ -101,9 +105,15 @@ impl BertTokenizer {
         self.inner.encode_batch(texts.to_vec(), true).map_err(|e| EncoderError::Tokenizer(e.to_string()))
     }
 
-    /// Tokenizes one text already split into words; `Encoding::get_word_ids` maps tokens back to the words.
+    /// Tokenizes one text already split into words, truncating to `max_length`; `Encoding::get_word_ids` maps
+    /// tokens back to the words.
     pub fn encode_words(&self, words: &[&str]) -> Result<Encoding> {
         self.inner.encode(words, true).map_err(|e| EncoderError::Tokenizer(e.to_string()))
+    }
+
+    /// [`encode_words`](Self::encode_words) without truncation, however long the text (for reading it in windows).
+    pub fn encode_words_whole(&self, words: &[&str]) -> Result<Encoding> {
+        self.whole.encode(words, true).map_err(|e| EncoderError::Tokenizer(e.to_string()))
     }
 }
 

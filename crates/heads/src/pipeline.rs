@@ -6,12 +6,14 @@
 //! - The class is predicted on the text cleaned as the classification training data was
 //!   ([`datasets::clean_text`]).
 //! - The entities are predicted on the raw text split into words as the NER training data is (BERT's pre-tokenizer
-//!   rule: whitespace, each punctuation mark a word). Each word takes the tag predicted at its first sub-token, as
-//!   training and evaluation read it; the tags are read in strict IOB2 (an `I-` with no `B-` before it starts no
-//!   entity). Words beyond the model's length are tagged `O`.
+//!   rule: whitespace, each punctuation mark a word). A text longer than the model is read in overlapping windows
+//!   (as training and evaluation read long sentences, [`datasets::windows`]), each token's prediction taken from the
+//!   window where it has the most context. A word's tag comes from its sub-tokens' predictions by
+//!   [`Aggregation`]: the first sub-token's by default, as training and evaluation read it. The tags are read in
+//!   strict IOB2 (an `I-` with no `B-` before it starts no entity).
 //!
-//! Texts longer than the model's length are truncated, with a `tracing` warning. Offsets in [`EntitySpan`] count
-//! characters (Unicode scalar values) of the text as given.
+//! For classification, texts longer than the model's length are truncated, with a `tracing` warning. Offsets in
+//! [`EntitySpan`] count characters (Unicode scalar values) of the text as given.
 //!
 //! ```no_run
 //! use encoder::BertTokenizer;
@@ -27,7 +29,7 @@
 //! let tokenizer = BertTokenizer::from_dir(dir, max_length)?;
 //!
 //! let texts = ["John Smith lives in New York.", "The film was great!"];
-//! let predictions = pipeline::predict(&model, &tokenizer, &texts, 32)?;
+//! let predictions = pipeline::predict(&model, &tokenizer, &texts, &pipeline::PredictOptions::default())?;
 //! let first = &predictions[0];
 //! // A checkpoint trained on both tasks has both parts; one trained on a single task, that task's part only.
 //! if let Some(class) = &first.class {
@@ -103,6 +105,64 @@ pub struct EntitySpan {
     pub score: f64,
 }
 
+/// How a word's tag comes from the predictions at its sub-tokens (Hugging Face's `aggregation_strategy` of the
+/// token-classification pipeline, per word).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregation {
+    /// The first sub-token's prediction (as the model is trained and evaluated).
+    #[default]
+    First,
+    /// The mean of the sub-tokens' probabilities, then the most probable tag.
+    Average,
+    /// The prediction of the sub-token that is most sure of its tag.
+    Max,
+}
+
+impl Aggregation {
+    /// Every aggregation, as [`FromStr`](std::str::FromStr) reads it.
+    pub const ALL: [Self; 3] = [Self::First, Self::Average, Self::Max];
+    /// The accepted names, for error messages.
+    pub const NAMES: &'static str = "first, average or max";
+}
+
+impl std::fmt::Display for Aggregation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::First => "first",
+            Self::Average => "average",
+            Self::Max => "max",
+        })
+    }
+}
+
+impl std::str::FromStr for Aggregation {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.to_string() == s)
+            .ok_or_else(|| format!("unknown aggregation `{s}`: expected {}", Self::NAMES))
+    }
+}
+
+/// How [`predict`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PredictOptions {
+    /// Texts (or windows of long texts) per forward pass (default 32).
+    pub batch_size: usize,
+    /// How a word's tag comes from its sub-tokens (default: the first's).
+    pub aggregation: Aggregation,
+    /// Tokens shared by consecutive windows of a text longer than the model (`None`: a quarter of its length).
+    pub stride: Option<usize>,
+}
+
+impl Default for PredictOptions {
+    fn default() -> Self {
+        Self { batch_size: 32, aggregation: Aggregation::First, stride: None }
+    }
+}
+
 /// A word of the raw text with its byte and character offsets (ends exclusive).
 #[derive(Debug, Clone, PartialEq)]
 struct Word {
@@ -111,12 +171,8 @@ struct Word {
     chars: (usize, usize),
 }
 
-/// The NER head's prediction at one token: the most probable tag's index and its probability.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct TokenTag {
-    tag: i64,
-    probability: f64,
-}
+/// The NER head's probabilities at one token, one per tag.
+type TokenProbabilities = Vec<f64>;
 
 /// A word's tag, with the probability of that tag at the word's first sub-token (`None` for a word with no token).
 #[derive(Debug, Clone, PartialEq)]
@@ -125,8 +181,8 @@ struct WordTag {
     probability: Option<f64>,
 }
 
-/// Classifies `texts` and finds their entities, batched `batch_size` texts a forward pass with dynamic padding,
-/// without gradients; one [`Prediction`] per text, in the order of `texts`.
+/// Classifies `texts` and finds their entities, batched `options.batch_size` texts (or windows) a forward pass with
+/// dynamic padding, without gradients; one [`Prediction`] per text, in the order of `texts`.
 ///
 /// The predictions do not depend on `batch_size` (padding is masked out) beyond floating-point rounding. The
 /// tokenizer must be the model's (as saved in its checkpoint) and truncate to at most the model's
@@ -142,8 +198,9 @@ pub fn predict<S: AsRef<str>>(
     model: &MultiTaskModel,
     tokenizer: &BertTokenizer,
     texts: &[S],
-    batch_size: usize,
+    options: &PredictOptions,
 ) -> Result<Vec<Prediction>> {
+    let batch_size = options.batch_size;
     if batch_size == 0 {
         return Err(HeadsError::InvalidInput("batch_size must be at least 1".into()));
     }
@@ -172,7 +229,7 @@ pub fn predict<S: AsRef<str>>(
     } else {
         None
     };
-    let entities = if model.has_task(Task::Ner) { Some(tag_texts(model, tokenizer, texts, batch_size)?) } else { None };
+    let entities = if model.has_task(Task::Ner) { Some(tag_texts(model, tokenizer, texts, options)?) } else { None };
 
     let mut predictions = Vec::with_capacity(texts.len());
     for (index, text) in texts.iter().enumerate() {
@@ -204,7 +261,7 @@ fn tag_texts<S: AsRef<str>>(
     model: &MultiTaskModel,
     tokenizer: &BertTokenizer,
     texts: &[S],
-    batch_size: usize,
+    options: &PredictOptions,
 ) -> Result<Vec<Tagged>> {
     let config = model.config();
     let words: Vec<Vec<Word>> = texts.iter().map(|text| split_words(text.as_ref())).collect::<Result<_>>()?;
@@ -212,22 +269,54 @@ fn tag_texts<S: AsRef<str>>(
         .iter()
         .map(|words| {
             let refs: Vec<&str> = words.iter().map(|word| word.text.as_str()).collect();
-            Ok(tokenizer.encode_words(&refs)?)
+            Ok(tokenizer.encode_words_whole(&refs)?)
         })
         .collect::<Result<_>>()?;
-    warn_truncated(&word_encodings, tokenizer, "words beyond the model's length are tagged O");
-    let ids: Vec<&[u32]> = word_encodings.iter().map(Encoding::get_ids).collect();
-    let token_tags = run_sorted_batches(&ids, tokenizer.pad_id(), model.device(), batch_size, |input_ids, mask| {
-        let logits = model.tag_t(input_ids, mask, None, false)?;
-        check_finite(&logits, "NER")?;
-        token_predictions(&logits)
-    })?;
+    // Texts longer than the model are read in overlapping windows: every window of every text is a row.
+    let stride = options.stride.unwrap_or(tokenizer.max_length() / 4);
+    let mut rows: Vec<(usize, datasets::Row)> = Vec::new();
+    for (text, encoding) in word_encodings.iter().enumerate() {
+        let len = encoding.get_ids().len();
+        let windows = datasets::windows(len, tokenizer.max_length(), stride)
+            .map_err(|error| HeadsError::InvalidInput(error.to_string()))?;
+        rows.extend(datasets::rows(len, &windows).into_iter().map(|row| (text, row)));
+    }
+    let windowed = word_encodings.iter().filter(|e| e.get_ids().len() > tokenizer.max_length()).count();
+    if windowed > 0 {
+        tracing::info!(texts = windowed, max_length = tokenizer.max_length(), stride, "long texts read in windows");
+    }
+    let row_ids: Vec<Vec<u32>> = rows
+        .iter()
+        .map(|(text, row)| {
+            let ids = word_encodings[*text].get_ids();
+            row.positions.iter().map(|&p| ids[p]).collect()
+        })
+        .collect();
+    let row_refs: Vec<&[u32]> = row_ids.iter().map(Vec::as_slice).collect();
+    let row_probabilities =
+        run_sorted_batches(&row_refs, tokenizer.pad_id(), model.device(), options.batch_size, |input_ids, mask| {
+            let logits = model.tag_t(input_ids, mask, None, false)?;
+            check_finite(&logits, "NER")?;
+            token_probabilities(&logits)
+        })?;
+    // Each token's probabilities, from the row that owns its position.
+    let mut token_probabilities: Vec<Vec<Option<TokenProbabilities>>> =
+        word_encodings.iter().map(|e| vec![None; e.get_ids().len()]).collect();
+    for ((text, row), probabilities) in rows.iter().zip(row_probabilities) {
+        for ((&position, &owned), probabilities) in row.positions.iter().zip(&row.owned).zip(probabilities) {
+            if owned {
+                if let Some(slot) = token_probabilities[*text].get_mut(position) {
+                    *slot = Some(probabilities);
+                }
+            }
+        }
+    }
     let word_tags: Vec<Vec<WordTag>> = word_encodings
         .iter()
-        .zip(&token_tags)
+        .zip(&token_probabilities)
         .zip(&words)
-        .map(|((encoding, predicted), words)| {
-            word_tags(encoding.get_word_ids(), predicted, words.len(), &config.ner_labels)
+        .map(|((encoding, probabilities), words)| {
+            word_tags(encoding.get_word_ids(), probabilities, words.len(), &config.ner_labels, options.aggregation)
         })
         .collect();
     let tags: Vec<Vec<String>> =
@@ -264,22 +353,9 @@ fn check_finite(logits: &Tensor, head: &str) -> Result<()> {
     }
 }
 
-fn token_predictions(logits: &Tensor) -> Result<Vec<Vec<TokenTag>>> {
-    let tags = logits.f_argmax(-1, false)?;
-    let probabilities = logits
-        .f_to_kind(Kind::Double)?
-        .f_softmax(-1, Kind::Double)?
-        .f_gather(-1, &tags.f_unsqueeze(-1)?, false)?
-        .f_squeeze_dim(-1)?;
-    let tags = Vec::<Vec<i64>>::try_from(&tags.f_to_device(Device::Cpu)?)?;
-    let probabilities = Vec::<Vec<f64>>::try_from(&probabilities.f_to_device(Device::Cpu)?)?;
-    Ok(tags
-        .into_iter()
-        .zip(probabilities)
-        .map(|(tags, probabilities)| {
-            tags.into_iter().zip(probabilities).map(|(tag, probability)| TokenTag { tag, probability }).collect()
-        })
-        .collect())
+fn token_probabilities(logits: &Tensor) -> Result<Vec<Vec<TokenProbabilities>>> {
+    let probabilities = logits.f_to_kind(Kind::Double)?.f_softmax(-1, Kind::Double)?;
+    Ok(Vec::<Vec<Vec<f64>>>::try_from(&probabilities.f_to_device(Device::Cpu)?)?)
 }
 
 /// The span of `entity` (words `start..end` of `words`) in `text`, scored by the mean probability of its words'
@@ -325,21 +401,53 @@ fn split_words(text: &str) -> Result<Vec<Word>> {
     Ok(words)
 }
 
-/// Each word's tag and its probability: the prediction at its first sub-token, as training and evaluation read it;
-/// `O` (with no probability) for a word with no token (cut off by truncation, or nothing left after normalisation)
-/// or a tag index outside `labels`.
-fn word_tags(word_ids: &[Option<u32>], predicted: &[TokenTag], words: usize, labels: &[String]) -> Vec<WordTag> {
-    let mut tags: Vec<Option<WordTag>> = vec![None; words];
-    for (start, prediction) in datasets::word_starts(word_ids).zip(predicted) {
-        let Some(word) = start else { continue };
-        if let Some(slot) = usize::try_from(word).ok().and_then(|w| tags.get_mut(w)) {
-            *slot = usize::try_from(prediction.tag)
-                .ok()
-                .and_then(|t| labels.get(t))
-                .map(|tag| WordTag { tag: tag.clone(), probability: Some(prediction.probability) });
+/// Each word's tag and its probability, from its sub-tokens' probabilities by `aggregation`; `O` (with no
+/// probability) for a word with no token (nothing left after normalisation) or a tag index outside `labels`.
+fn word_tags(
+    word_ids: &[Option<u32>],
+    probabilities: &[Option<TokenProbabilities>],
+    words: usize,
+    labels: &[String],
+    aggregation: Aggregation,
+) -> Vec<WordTag> {
+    // Each word's sub-tokens' probabilities, in token order.
+    let mut pieces: Vec<Vec<&TokenProbabilities>> = vec![Vec::new(); words];
+    for (word, probabilities) in word_ids.iter().zip(probabilities) {
+        if let (Some(word), Some(probabilities)) = (word, probabilities) {
+            if let Some(slot) = usize::try_from(*word).ok().and_then(|w| pieces.get_mut(w)) {
+                slot.push(probabilities);
+            }
         }
     }
-    tags.into_iter().map(|tag| tag.unwrap_or_else(|| WordTag { tag: "O".into(), probability: None })).collect()
+    let most_probable = |p: &[f64]| p.iter().copied().enumerate().max_by(|a, b| a.1.total_cmp(&b.1));
+    pieces
+        .iter()
+        .map(|pieces| {
+            let chosen: Option<Vec<f64>> = match aggregation {
+                Aggregation::First => pieces.first().map(|p| p.to_vec()),
+                Aggregation::Average => pieces.first().map(|first| {
+                    (0..first.len())
+                        .map(|tag| {
+                            pieces.iter().map(|p| p.get(tag).copied().unwrap_or(0.0)).sum::<f64>() / pieces.len() as f64
+                        })
+                        .collect()
+                }),
+                Aggregation::Max => pieces
+                    .iter()
+                    .max_by(|a, b| {
+                        let top = |p: &[f64]| most_probable(p).map_or(f64::NEG_INFINITY, |(_, v)| v);
+                        top(a).total_cmp(&top(b))
+                    })
+                    .map(|p| p.to_vec()),
+            };
+            chosen
+                .and_then(|p| most_probable(&p))
+                .and_then(|(tag, probability)| {
+                    labels.get(tag).map(|tag| WordTag { tag: tag.clone(), probability: Some(probability) })
+                })
+                .unwrap_or_else(|| WordTag { tag: "O".into(), probability: None })
+        })
+        .collect()
 }
 
 /// The most probable class and every class's probability.
@@ -376,6 +484,11 @@ mod tests {
     use crate::model::tests::{tiny, tiny_config};
     use encoder::Pooling;
 
+    /// The default options with `batch_size`.
+    fn batched(batch_size: usize) -> PredictOptions {
+        PredictOptions { batch_size, ..PredictOptions::default() }
+    }
+
     /// The parts of a prediction of a model with both heads.
     fn parts(p: &Prediction) -> (&ClassPrediction, &[EntitySpan], &[String], &[String]) {
         (
@@ -396,16 +509,34 @@ mod tests {
     }
 
     #[test]
-    fn each_word_takes_its_first_sub_token_tag() {
+    fn a_word_takes_its_tag_from_its_sub_tokens_by_the_aggregation() {
         let labels: Vec<String> = ["O", "B-LOC", "I-LOC"].iter().map(|s| s.to_string()).collect();
+        // [CLS] word0 (two pieces) word1 [SEP]; word 2 has no token.
         let word_ids = [None, Some(0), Some(0), Some(1), None];
-        let predicted: Vec<TokenTag> = [(0, 0.9), (1, 0.8), (2, 0.7), (2, 0.6), (0, 0.5)]
-            .into_iter()
-            .map(|(tag, probability)| TokenTag { tag, probability })
-            .collect();
-        let tags = word_tags(&word_ids, &predicted, 3, &labels);
-        let tags: Vec<(&str, Option<f64>)> = tags.iter().map(|word| (word.tag.as_str(), word.probability)).collect();
-        assert_eq!(tags, [("B-LOC", Some(0.8)), ("I-LOC", Some(0.6)), ("O", None)]);
+        let probabilities: Vec<Option<TokenProbabilities>> = [
+            Some(vec![0.9, 0.05, 0.05]),
+            Some(vec![0.1, 0.5, 0.4]),
+            Some(vec![0.0, 0.05, 0.95]),
+            Some(vec![0.2, 0.2, 0.6]),
+            Some(vec![0.9, 0.05, 0.05]),
+        ]
+        .into_iter()
+        .collect();
+        let tags = |aggregation| {
+            word_tags(&word_ids, &probabilities, 3, &labels, aggregation)
+                .into_iter()
+                .map(|word| (word.tag, word.probability.map(|p| (p * 1000.0).round() / 1000.0)))
+                .collect::<Vec<_>>()
+        };
+        let o = ("O".to_string(), None);
+        // First: the first piece's B-LOC (0.5). Average: I-LOC (0.675 against 0.275). Max: the surest piece, I-LOC.
+        assert_eq!(tags(Aggregation::First), [("B-LOC".into(), Some(0.5)), ("I-LOC".into(), Some(0.6)), o.clone()]);
+        assert_eq!(tags(Aggregation::Average), [("I-LOC".into(), Some(0.675)), ("I-LOC".into(), Some(0.6)), o.clone()]);
+        assert_eq!(tags(Aggregation::Max), [("I-LOC".into(), Some(0.95)), ("I-LOC".into(), Some(0.6)), o]);
+        for aggregation in Aggregation::ALL {
+            assert_eq!(aggregation.to_string().parse::<Aggregation>(), Ok(aggregation));
+        }
+        assert!("mean".parse::<Aggregation>().unwrap_err().contains(Aggregation::NAMES));
     }
 
     #[test]
@@ -454,25 +585,25 @@ mod tests {
     fn predictions_are_in_input_order_and_do_not_depend_on_the_batch_size() {
         let model = tiny(Pooling::Mean);
         let tokenizer = tiny_tokenizer();
-        let all = predict(&model, &tokenizer, &TEXTS, TEXTS.len()).expect("predicts");
+        let all = predict(&model, &tokenizer, &TEXTS, &batched(TEXTS.len())).expect("predicts");
         assert_eq!(all.len(), TEXTS.len());
         for (index, prediction) in all.iter().enumerate() {
             assert_eq!(prediction.text, TEXTS[index]);
             // The same as predicting the text alone.
-            let alone = predict(&model, &tokenizer, &TEXTS[index..=index], 1).expect("predicts");
+            let alone = predict(&model, &tokenizer, &TEXTS[index..=index], &batched(1)).expect("predicts");
             assert_same(&alone[0], prediction);
         }
         for batch_size in [1, 3, 64] {
-            let batched = predict(&model, &tokenizer, &TEXTS, batch_size).expect("predicts");
+            let batched = predict(&model, &tokenizer, &TEXTS, &batched(batch_size)).expect("predicts");
             assert_eq!(batched.len(), all.len());
             for (batched, all) in batched.iter().zip(&all) {
                 assert_same(batched, all);
             }
         }
-        assert!(predict(&model, &tokenizer, &[] as &[&str], 4).expect("no texts").is_empty());
+        assert!(predict(&model, &tokenizer, &[] as &[&str], &batched(4)).expect("no texts").is_empty());
         // `&[String]` works as well as `&[&str]`.
         let owned: Vec<String> = TEXTS.iter().map(|text| text.to_string()).collect();
-        assert_same(&predict(&model, &tokenizer, &owned, 2).expect("predicts")[4], &all[4]);
+        assert_same(&predict(&model, &tokenizer, &owned, &batched(2)).expect("predicts")[4], &all[4]);
     }
 
     /// Equal up to floating-point rounding in the probabilities and scores.
@@ -493,7 +624,7 @@ mod tests {
     #[test]
     fn class_probabilities_sum_to_one_and_the_label_is_the_most_probable() {
         let model = tiny(Pooling::Cls);
-        let predictions = predict(&model, &tiny_tokenizer(), &TEXTS, 2).expect("predicts");
+        let predictions = predict(&model, &tiny_tokenizer(), &TEXTS, &batched(2)).expect("predicts");
         for prediction in &predictions {
             let (class, entities, words, tags) = parts(prediction);
             assert_eq!(class.probabilities.len(), 3);
@@ -535,7 +666,7 @@ mod tests {
     fn entity_spans_cover_their_text_by_char_offsets_and_score_their_tags() {
         let (model, probability) = everyone_a_person();
         let text = "Zoë Müller met Jöhns in Köln, süß!";
-        let predictions = predict(&model, &tiny_tokenizer(), &[text], 8).expect("predicts");
+        let predictions = predict(&model, &tiny_tokenizer(), &[text], &batched(8)).expect("predicts");
         let (_, entities, words, tags) = parts(&predictions[0]);
         assert_eq!(words, ["Zoë", "Müller", "met", "Jöhns", "in", "Köln", ",", "süß", "!"]);
         assert!(tags.iter().all(|tag| tag == "B-PER"), "{tags:?}");
@@ -552,22 +683,45 @@ mod tests {
     }
 
     #[test]
-    fn words_beyond_the_model_length_are_tagged_o() {
+    fn a_text_longer_than_the_model_is_read_in_windows_and_loses_no_word() {
         let (model, _) = everyone_a_person();
         let text = vec!["John"; 20].join(" ");
-        let predictions = predict(&model, &tiny_tokenizer(), &[text.as_str()], 4).expect("predicts");
+        let predictions = predict(&model, &tiny_tokenizer(), &[text.as_str()], &batched(4)).expect("predicts");
         let (_, entities, _, tags) = parts(&predictions[0]);
+        // 16 positions hold 14 words: the other 6 come from a second window, none is lost.
         assert_eq!(tags.len(), 20);
-        // 16 positions minus [CLS] and [SEP]: 14 words tagged.
-        assert!(tags[..14].iter().all(|tag| tag == "B-PER") && tags[14..].iter().all(|tag| tag == "O"), "{tags:?}");
-        assert_eq!(entities.len(), 14);
-        assert_eq!(entities[13].end_char, 13 * 5 + 4);
+        assert!(tags.iter().all(|tag| tag == "B-PER"), "{tags:?}");
+        assert_eq!(entities.len(), 20);
+        assert_eq!(entities[19].end_char, 19 * 5 + 4);
+
+        // With a model whose tags depend on context: the words the first window owns are tagged as in a text of
+        // that window's words alone, and so are those the last window owns.
+        let model = tiny(Pooling::Mean);
+        let vocabulary = ["john", "smith", "lives", "in", "new", "york", "zoe", "met", "koln", "the", "film", "was"];
+        let words: Vec<&str> = (0..23).map(|i| vocabulary[(i * 7) % vocabulary.len()]).collect();
+        let tag_words = |words: &[&str]| {
+            let predictions = predict(&model, &tiny_tokenizer(), &[words.join(" ")], &batched(8)).expect("predicts");
+            parts(&predictions[0]).3.to_vec()
+        };
+        let long = tag_words(&words);
+        assert_eq!(long.len(), 23);
+        let windows = datasets::windows(25, 16, 4).expect("windows");
+        let rows = datasets::rows(25, &windows);
+        let owned = |row: &datasets::Row| row.positions.iter().zip(&row.owned).filter(|(_, &o)| o).count();
+        let (first, last) = (owned(&rows[0]), owned(&rows[rows.len() - 1]));
+        assert!(first >= 7 && last >= 7, "{first} and {last} words owned at the ends");
+        assert_eq!(long[..first], tag_words(&words[..14])[..first]);
+        // The last window reads words from its start to the end (its first content position is word start - 1).
+        let from = windows[windows.len() - 1].start as usize - 1;
+        let alone = tag_words(&words[from..]);
+        assert_eq!(long[23 - last..], alone[alone.len() - last..]);
+        assert!(long.iter().collect::<std::collections::HashSet<_>>().len() > 1, "the tags vary: {long:?}");
     }
 
     #[test]
     fn a_text_without_words_has_no_tags() {
         let (model, _) = everyone_a_person();
-        let predictions = predict(&model, &tiny_tokenizer(), &["", "  ", "John"], 2).expect("predicts");
+        let predictions = predict(&model, &tiny_tokenizer(), &["", "  ", "John"], &batched(2)).expect("predicts");
         for prediction in &predictions[..2] {
             let (class, entities, words, tags) = parts(prediction);
             assert!(words.is_empty() && tags.is_empty() && entities.is_empty());
@@ -583,7 +737,7 @@ mod tests {
         config.classification_labels.clear();
         tch::manual_seed(7);
         let ner_only = MultiTaskModel::new(config, Device::Cpu).expect("model");
-        let predictions = predict(&ner_only, &tokenizer, &TEXTS, 2).expect("predicts");
+        let predictions = predict(&ner_only, &tokenizer, &TEXTS, &batched(2)).expect("predicts");
         for prediction in &predictions {
             assert!(prediction.class.is_none(), "{prediction:?}");
             assert_eq!(prediction.words.as_ref().map(Vec::len), prediction.tags.as_ref().map(Vec::len));
@@ -594,14 +748,14 @@ mod tests {
         let mut config = tiny_config(Pooling::Mean);
         config.ner_labels.clear();
         let classification_only = MultiTaskModel::new(config, Device::Cpu).expect("model");
-        let predictions = predict(&classification_only, &tokenizer, &TEXTS, 2).expect("predicts");
+        let predictions = predict(&classification_only, &tokenizer, &TEXTS, &batched(2)).expect("predicts");
         assert!(predictions.iter().all(|p| p.class.is_some() && p.entities.is_none() && p.tags.is_none()));
     }
 
     #[test]
     fn a_zero_batch_size_is_an_error() {
         let model = tiny(Pooling::Mean);
-        let result = predict(&model, &tiny_tokenizer(), &TEXTS, 0);
+        let result = predict(&model, &tiny_tokenizer(), &TEXTS, &batched(0));
         assert!(matches!(result, Err(HeadsError::InvalidInput(_))), "{result:?}");
     }
 
@@ -613,7 +767,7 @@ mod tests {
         let model = MultiTaskModel::new(config, Device::Cpu).expect("model");
         // Every token tagged `PER`, which has no B-/I- prefix.
         force_second_tag(&model);
-        let result = predict(&model, &tiny_tokenizer(), &TEXTS, 2);
+        let result = predict(&model, &tiny_tokenizer(), &TEXTS, &batched(2));
         assert!(matches!(result, Err(HeadsError::NerLabels(_))), "{result:?}");
     }
 
@@ -628,7 +782,7 @@ mod tests {
                     }
                 }
             });
-            let result = predict(&model, &tiny_tokenizer(), &TEXTS, 2);
+            let result = predict(&model, &tiny_tokenizer(), &TEXTS, &batched(2));
             let error = result.expect_err("NaN logits").to_string();
             assert!(error.contains("NaN or infinite logits"), "{head}: {error}");
         }

@@ -523,9 +523,9 @@ fn report(
         "later_epochs_median_seconds": later.map(round),
         "epoch_seconds": per_epoch.map(round),
         "examples_per_s": per_epoch.map(|s| (args.reviews as f64 / s * 100.0).round() / 100.0),
-        "eval_before_seconds": round(outcome.before.seconds),
+        "eval_before_seconds": outcome.before.as_ref().map(|before| round(before.seconds)),
         "eval_after_seconds": round(outcome.after.seconds),
-        "accuracy_before": accuracy(&outcome.before),
+        "accuracy_before": outcome.before.as_ref().map(accuracy),
         "accuracy_after": accuracy(&outcome.after),
         "total_seconds": round(m.total_seconds),
     })

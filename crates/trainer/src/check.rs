@@ -43,10 +43,10 @@ fn check_task(model: &MultiTaskModel, task: Task, dataset: &PreparedDataset) -> 
     let classes = labels.len();
     for (index, example) in examples.iter().enumerate() {
         let at = |what: String| fail(format!("example {index}: {what}"));
-        if example.input_ids.len() as i64 > encoder.max_position_embeddings {
+        if example.longest_row() as i64 > encoder.max_position_embeddings {
             return Err(at(format!(
-                "{} tokens, more than the model's {} positions",
-                example.input_ids.len(),
+                "{} tokens in a row, more than the model's {} positions",
+                example.longest_row(),
                 encoder.max_position_embeddings
             )));
         }

@@ -206,22 +206,26 @@ pub fn evaluate_ner(
                     model.tag_t(&batch.input_ids, &batch.attention_mask, Some(&batch.token_type_ids), false)?;
                 let predicted: Vec<Vec<i64>> =
                     Vec::<Vec<i64>>::try_from(logits.argmax(-1, false).to_device(Device::Cpu))?;
-                batch_indices
-                    .iter()
-                    .zip(predicted)
-                    .map(|(&index, row)| {
-                        let mut out = vec![None; word_count(data, index)];
-                        if let Some(Target::Tokens(targets)) = data.examples().get(index).map(|e| &e.target) {
-                            for (position, start) in datasets::word_starts(&targets.word_ids).enumerate() {
-                                let Some(word) = start else { continue };
-                                if let Some(slot) = out.get_mut(word as usize) {
-                                    *slot = row.get(position).copied();
-                                }
-                            }
+                // Each word takes the prediction at its first sub-token, from the row (window) that owns it.
+                let mut words: std::collections::HashMap<usize, Vec<Option<i64>>> =
+                    batch_indices.iter().map(|&index| (index, vec![None; word_count(data, index)])).collect();
+                for (batch_row, row) in batch.rows.iter().zip(predicted) {
+                    let Some(Target::Tokens(targets)) = data.examples().get(batch_row.example).map(|e| &e.target)
+                    else {
+                        continue;
+                    };
+                    let starts: Vec<Option<u32>> = datasets::word_starts(&targets.word_ids).collect();
+                    let Some(out) = words.get_mut(&batch_row.example) else { continue };
+                    for (column, owned) in batch_row.owned.iter().enumerate() {
+                        let Some(Some(word)) = owned.and_then(|position| starts.get(position).copied()) else {
+                            continue;
+                        };
+                        if let Some(slot) = out.get_mut(word as usize) {
+                            *slot = row.get(column).copied();
                         }
-                        out
-                    })
-                    .collect()
+                    }
+                }
+                batch_indices.iter().map(|index| words.remove(index).unwrap_or_default()).collect()
             }
         };
         for (&index, words) in batch_indices.iter().zip(per_word) {
@@ -229,7 +233,7 @@ pub fn evaluate_ner(
                 Some(Target::Tokens(targets)) => targets.word_labels.iter().map(|&id| tag(i64::from(id))).collect(),
                 _ => Vec::new(),
             };
-            // A word cut off by truncation has no prediction: it counts as `O` (a miss if it is an entity).
+            // A word without a token (nothing left of it after normalisation) has no prediction: it counts as `O`.
             let predicted: Vec<String> = words.into_iter().map(|id| id.map_or_else(|| "O".into(), tag)).collect();
             order.push(index);
             gold_sentences.push(gold);

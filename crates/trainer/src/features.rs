@@ -246,21 +246,34 @@ impl NerFeatures {
             let hidden = model.encode_t(&batch.input_ids, &batch.attention_mask, Some(&batch.token_type_ids), false)?;
             let (_, seq_len, hidden_size) = hidden.size3()?;
             let mut flat_positions = Vec::new();
-            for (row, &index) in batch.indices.iter().enumerate() {
+            // The rows of an example are consecutive: its cached states are one span, in position order.
+            let mut current: Option<(usize, i64)> = None;
+            for (row, batch_row) in batch.rows.iter().enumerate() {
+                let index = batch_row.example;
                 let Some(Target::Tokens(targets)) = data.examples().get(index).map(|e| &e.target) else {
                     continue;
                 };
-                let start = next_row;
-                for (position, start) in datasets::word_starts(&targets.word_ids).enumerate() {
+                if current.is_none_or(|(example, _)| example != index) {
+                    if let Some((example, start)) = current {
+                        spans.insert(example, (start, next_row - start));
+                    }
+                    current = Some((index, next_row));
+                }
+                let starts: Vec<Option<u32>> = datasets::word_starts(&targets.word_ids).collect();
+                for (column, owned) in batch_row.owned.iter().enumerate() {
+                    let Some(position) = *owned else { continue };
                     let label = targets.labels.get(position).copied().unwrap_or(datasets::IGNORE_INDEX);
+                    let start = starts.get(position).copied().flatten();
                     if label != datasets::IGNORE_INDEX || start.is_some() {
-                        flat_positions.push(row as i64 * seq_len + position as i64);
+                        flat_positions.push(row as i64 * seq_len + column as i64);
                         labels.push(i64::from(label));
                         first_of_word.push(start);
                         next_row += 1;
                     }
                 }
-                spans.insert(index, (start, next_row - start));
+            }
+            if let Some((example, start)) = current {
+                spans.insert(example, (start, next_row - start));
             }
             let positions = Tensor::from_slice(&flat_positions).to_device(device);
             let selected = hidden.reshape([-1, hidden_size]).index_select(0, &positions);

@@ -238,3 +238,49 @@ fn rank_until_killed(role: &str) {
         Ok(_) => panic!("training finished although rank 1 was killed"),
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+
+const DISAGREE: &str = "ranks_with_other_settings_or_data_stop_naming_the_difference";
+
+#[test]
+fn ranks_with_other_settings_or_data_stop_naming_the_difference() {
+    if let Some(role) = played_role(DISAGREE) {
+        return rank_that_may_disagree(&role);
+    }
+    for (case, expected) in
+        [("seed", "train.seed"), ("epochs", "train.epochs"), ("data", "data.classification.training")]
+    {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let port = free_port();
+        let ranks: Vec<Child> =
+            (0..2).map(|rank| spawn_rank(DISAGREE, &format!("{DISAGREE} {case}"), rank, port, dir.path())).collect();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for (rank, child) in ranks.into_iter().enumerate() {
+            let (status, log) = finish(child, deadline);
+            assert!(status.success(), "rank {rank} ({case}) did not stop as expected ({status}):\n{log}");
+            assert!(log.contains("RESULT refused") && log.contains(expected), "rank {rank} ({case}):\n{log}");
+        }
+    }
+}
+
+/// Rank 1 changes one thing (`seed`, `epochs` or its data); both ranks must refuse before training.
+fn rank_that_may_disagree(role: &str) {
+    let group = group();
+    let (mut classification, _) = data();
+    let mut config = config(Mode::Separate, PER_RANK_BATCH);
+    if group.rank() == 1 {
+        match role.rsplit(' ').next() {
+            Some("seed") => config.seed = 7,
+            Some("epochs") => config.epochs = 2,
+            _ => classification.sample_train(0.5, 1, 1).expect("a smaller sample"),
+        }
+    }
+    let model = tiny_model(0.0, 5);
+    let tasks = TaskData::new().with(Task::Classification, &classification);
+    match train_in_group(&model, tasks, &config, &mut NoObserver, &group) {
+        Err(TrainError::InvalidConfig(message)) => println!("RESULT refused: {message}"),
+        Err(other) => panic!("expected a refusal, got: {other}"),
+        Ok(_) => panic!("ranks with different settings trained together"),
+    }
+}

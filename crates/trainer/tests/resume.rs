@@ -115,7 +115,8 @@ fn assert_same_run(whole: &TrainOutcome, resumed: &TrainOutcome, what: &str) {
     let kept = |o: &TrainOutcome| o.phases.iter().map(|p| (p.phase, p.kept_epoch, p.epochs_run)).collect::<Vec<_>>();
     assert_eq!(kept(whole), kept(resumed), "{what}: kept epochs");
     for task in Task::ALL {
-        assert_eq!(whole.before.metric(task), resumed.before.metric(task), "{what}: scores before");
+        let before = |o: &TrainOutcome| o.before.as_ref().and_then(|b| b.metric(task));
+        assert_eq!(before(whole), before(resumed), "{what}: scores before");
         assert_eq!(whole.after.metric(task), resumed.after.metric(task), "{what}: scores after");
     }
     assert!(resumed.resumed_from.is_some(), "{what}");

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{classification_data, max_difference, ner_data, tiny_model, weights};
+use common::{classification_data, long_ner_data, max_difference, ner_data, tiny_model, weights};
 
 use datasets::{Encoded, PreparedDataset, ProcessedDataset, Target};
 use heads::{FreezeStrategy, MultiTaskModel};
@@ -103,7 +103,7 @@ fn a_cache_built_beforehand_scores_the_untrained_model_and_serves_training() {
     assert_eq!(scores(&live), scores(&cached));
     let given = train_and_evaluate(&model, &FreezeStrategy::HeadsOnly, data, &config, Some(cache), &mut NoObserver)
         .expect("trains");
-    assert_eq!(scores(&given.before), scores(&live));
+    assert_eq!(scores(given.before.as_ref().expect("scored before")), scores(&live));
     assert!(given.epochs.iter().all(|e| e.cached));
 
     let fresh = tiny_model(0.0, 7);
@@ -478,4 +478,38 @@ fn data_that_does_not_fit_the_model_is_refused_before_training_naming_the_exampl
     let data = TaskData::new().with(Task::Classification, &classification).with(Task::Ner, &bad_tags);
     let error = evaluate(&model, data, Split::Test, 4, None).expect_err("tag out of range");
     assert!(error.to_string().contains("the ner data does not fit the model: example 5: word label 9"), "{error}");
+}
+
+#[test]
+fn ner_sentences_longer_than_the_model_train_and_score_every_word_through_windows() {
+    let _rng = serial();
+    // 16-token windows over 32-39 token sentences: entities near the end sit in the last window only.
+    let ner = long_ner_data(60, 16);
+    let data = TaskData::new().with(Task::Ner, &ner);
+    let model = tiny_model(0.0, 3);
+    let config = TrainConfig { epochs: 12, batch_size: 4, learning_rate: 2e-3, ..TrainConfig::default() };
+    let outcome =
+        train_and_evaluate(&model, &FreezeStrategy::All, data, &config, None, &mut NoObserver).expect("trains");
+    let scores = outcome.after.ner.expect("ner scores");
+    let test_words: usize = ner.test().iter().map(|&i| 30 + i % 8).sum();
+    assert_eq!(scores.words, test_words, "every word of every test sentence is scored");
+    assert_eq!(scores.report.micro_avg.support, 2 * ner.test().len(), "both entities of each sentence are gold");
+    assert_eq!(scores.report.micro_avg.f1, 1.0, "entities in every window are found");
+
+    // With a frozen encoder the cached features read the same windows: cached and live scores agree.
+    let live = evaluate(&model, data, Split::Test, 4, None).expect("live");
+    let cache = FeatureCache::build(&model, data, 4, false).expect("cache");
+    let cached = evaluate(&model, data, Split::Test, 4, Some(&cache)).expect("cached");
+    assert_eq!(live.ner.map(|n| n.report), cached.ner.map(|n| n.report));
+    let heads_only = tiny_model(0.0, 4);
+    let config = TrainConfig { epochs: 2, batch_size: 4, ..TrainConfig::default() };
+    let cached_run = train_and_evaluate(&heads_only, &FreezeStrategy::HeadsOnly, data, &config, None, &mut NoObserver)
+        .expect("trains on cached windows");
+    let uncached = tiny_model(0.0, 4);
+    let config = TrainConfig { feature_cache: false, ..config };
+    let live_run = train_and_evaluate(&uncached, &FreezeStrategy::HeadsOnly, data, &config, None, &mut NoObserver)
+        .expect("trains on live windows");
+    let difference = max_difference(&weights(&heads_only), &weights(&uncached));
+    assert!(difference < 1e-5, "cached and live windows train alike: {difference}");
+    assert_eq!(cached_run.epochs.len(), live_run.epochs.len());
 }

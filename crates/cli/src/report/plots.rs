@@ -61,8 +61,8 @@ fn draw_loss(
     root.present().map_err(|e| e.to_string())
 }
 
-/// Bars of the headline scores before and after training.
-pub fn before_after(path: &Path, before: &Evaluation, after: &Evaluation) -> Result<()> {
+/// Bars of the headline scores before (when scored) and after training.
+pub fn before_after(path: &Path, before: Option<&Evaluation>, after: &Evaluation) -> Result<()> {
     render(path, (800, 450), |root| draw_scores(root, before, after))
 }
 
@@ -81,32 +81,42 @@ fn headline(evaluation: &Evaluation) -> Vec<(String, f64)> {
 
 fn draw_scores(
     root: DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
-    before: &Evaluation,
+    before: Option<&Evaluation>,
     after: &Evaluation,
 ) -> std::result::Result<(), String> {
-    let (before, after) = (headline(before), headline(after));
+    let caption =
+        if before.is_some() { "Scores before (light) and after (dark) training" } else { "Scores after training" };
+    let after = headline(after);
+    let before: Vec<Option<f64>> = match before {
+        Some(before) => headline(before).into_iter().map(|(_, score)| Some(score)).collect(),
+        None => vec![None; after.len()],
+    };
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let n = before.len().max(1);
     // Names are drawn under the bars, inside the plotting area (y < 0), as plotters has no categorical axis of f64.
     let mut chart = ChartBuilder::on(&root)
-        .caption("Scores before (light) and after (dark) training", ("sans-serif", 22))
+        .caption(caption, ("sans-serif", 22))
         .margin(12)
         .y_label_area_size(50)
         .build_cartesian_2d(0.0..n as f64, -0.1..1.05)
         .map_err(|e| e.to_string())?;
     chart.configure_mesh().disable_x_mesh().disable_x_axis().y_desc("score").draw().map_err(|e| e.to_string())?;
-    for (i, ((name, b), (_, a))) in before.iter().zip(&after).enumerate() {
+    for (i, (b, (name, a))) in before.iter().zip(&after).enumerate() {
         let x = i as f64;
-        chart
-            .draw_series([
-                Rectangle::new([(x + 0.1, 0.0), (x + 0.45, *b)], COLORS[0].mix(0.35).filled()),
-                Rectangle::new([(x + 0.55, 0.0), (x + 0.9, *a)], COLORS[0].filled()),
-            ])
-            .map_err(|e| e.to_string())?;
         let font = ("sans-serif", 14).into_font();
+        if let Some(b) = b {
+            chart
+                .draw_series([Rectangle::new([(x + 0.1, 0.0), (x + 0.45, *b)], COLORS[0].mix(0.35).filled())])
+                .map_err(|e| e.to_string())?;
+            chart
+                .draw_series([Text::new(format!("{b:.2}"), (x + 0.17, b + 0.04), font.clone())])
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .draw_series([Rectangle::new([(x + 0.55, 0.0), (x + 0.9, *a)], COLORS[0].filled())])
+            .map_err(|e| e.to_string())?;
         chart
             .draw_series([
-                Text::new(format!("{b:.2}"), (x + 0.17, b + 0.04), font.clone()),
                 Text::new(format!("{a:.2}"), (x + 0.62, a + 0.04), font.clone()),
                 Text::new(name.clone(), (x + 0.2, -0.05), ("sans-serif", 16).into_font()),
             ])
@@ -216,7 +226,9 @@ mod tests {
             })
             .collect();
         loss_curves(&dir.path().join("loss.svg"), &steps).expect("loss plot");
-        before_after(&dir.path().join("scores.svg"), &evaluation(&report), &evaluation(&report)).expect("scores plot");
+        before_after(&dir.path().join("scores.svg"), Some(&evaluation(&report)), &evaluation(&report))
+            .expect("scores plot");
+        before_after(&dir.path().join("after.svg"), None, &evaluation(&report)).expect("scores plot without before");
         confusion_matrix(&dir.path().join("cm.svg"), &report).expect("confusion plot");
         let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).expect("svg written");
         assert!(read("loss.svg").contains("classification") && read("loss.svg").contains("ner"));

@@ -243,12 +243,14 @@ impl RunDirectory {
         if let Some((file, error)) = self.failed_write.take() {
             return Err(error).with_context(|| format!("cannot write {}", file.display()));
         }
-        self.write_json("before.json", &outcome.before)?;
+        if let Some(before) = &outcome.before {
+            self.write_json("before.json", before)?;
+            self.write_text("before.txt", &evaluation_text(before))?;
+        }
         self.write_json("after.json", &outcome.after)?;
-        self.write_text("before.txt", &evaluation_text(&outcome.before))?;
         self.write_text("after.txt", &evaluation_text(&outcome.after))?;
         plots::loss_curves(&self.path.join("loss.svg"), &self.step_records)?;
-        plots::before_after(&self.path.join("scores.svg"), &outcome.before, &outcome.after)?;
+        plots::before_after(&self.path.join("scores.svg"), outcome.before.as_ref(), &outcome.after)?;
         if let Some(classification) = &outcome.after.classification {
             plots::confusion_matrix(&self.path.join("confusion_matrix.svg"), &classification.report)?;
         }

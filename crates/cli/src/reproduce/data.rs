@@ -25,6 +25,7 @@ pub(super) struct TaskDataSummary {
     pub(super) validation: usize,
     pub(super) test: usize,
     pub(super) truncated_examples: u64,
+    pub(super) windowed_examples: u64,
     pub(super) cache: String,
     pub(super) batch_shapes: Vec<(String, Vec<i64>)>,
 }
@@ -153,6 +154,7 @@ pub(super) fn summarize(loaded: &LoadedData, batch_size: usize) -> Result<TaskDa
         validation: dataset.validation().len(),
         test: dataset.test().len(),
         truncated_examples: dataset.data().stats().truncated_examples,
+        windowed_examples: dataset.data().stats().windowed_examples,
         cache: dataset.cache().to_string(),
         batch_shapes: vec![
             ("input_ids".into(), batch.input_ids.size()),

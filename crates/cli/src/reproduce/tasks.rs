@@ -133,7 +133,7 @@ pub(super) fn task2<'a>(
         let summary = summarize(loaded, settings.train.batch_size)?;
         let text = format!(
             "{name}: {} ({}), {} rows read, {} examples kept; {}\n  labels: {}\n  train {} / validation {} / test {}; \
-             {} examples truncated at 512 tokens; cache: {}\n  one training batch: {}",
+             {} examples truncated at 512 tokens, {} read in windows; cache: {}\n  one training batch: {}",
             summary.file,
             summary.source,
             summary.rows_read,
@@ -144,6 +144,7 @@ pub(super) fn task2<'a>(
             summary.validation,
             summary.test,
             summary.truncated_examples,
+            summary.windowed_examples,
             summary.cache,
             summary.batch_shapes.iter().map(|(n, s)| format!("{n} {s:?}")).collect::<Vec<_>>().join(", ")
         );
@@ -207,6 +208,7 @@ pub(super) fn task4(
             fingerprint,
             quiet: plan.args.run.quiet,
             resume_command: None,
+            scores_before: true,
         },
         transcript,
     )?;

@@ -5,7 +5,8 @@
 //! `b` step exactly as one process with batch `N * b` (up to the order of floating-point sums; with dropout off),
 //! and every rank applies the same update to the same weights.
 
-use crate::error::Result;
+use super::state::Fingerprint;
+use crate::error::{Result, TrainError};
 use datasets::{Encoded, PreparedDataset, Target, IGNORE_INDEX};
 use distributed::ProcessGroup;
 use heads::MultiTaskModel;
@@ -77,6 +78,38 @@ impl Ranks<'_> {
         Ok((flat.double_value(&[offset]), flat.double_value(&[offset + 1]) > 0.0))
     }
 
+    /// Checks that every rank trains with the same settings and data: rank 0's `fingerprint` is sent to all; a rank
+    /// whose own differs names the first entry that does, and every rank stops with that rank's message (sent by
+    /// the lowest such rank). A single process has nothing to compare.
+    pub(super) fn check_agreement(&self, fingerprint: &Fingerprint) -> Result<()> {
+        let Some(group) = self.group else { return Ok(()) };
+        let ours = serde_json::to_vec(fingerprint.entries()).map_err(|e| TrainError::InvalidConfig(e.to_string()))?;
+        let theirs = broadcast_bytes(group, &ours, 0)?;
+        let rank_zero: Fingerprint = serde_json::from_slice::<std::collections::BTreeMap<String, String>>(&theirs)
+            .map(Fingerprint::from_entries)
+            .map_err(|e| TrainError::InvalidConfig(format!("rank 0's settings cannot be read: {e}")))?;
+        let difference = rank_zero.first_difference(fingerprint).map(|(key, zero, here)| {
+            format!(
+                "rank {} does not train with rank 0's settings and data: `{key}` is {} on rank {} but {} on rank 0 \
+                 (every process needs the same flags, model and data files)",
+                group.rank(),
+                here.unwrap_or_else(|| "(not set)".into()),
+                group.rank(),
+                zero.unwrap_or_else(|| "(not set)".into())
+            )
+        });
+        // Which ranks differ: each marks its own slot, the sum gathers them; the lowest tells everyone why.
+        let slots = Tensor::zeros([group.world_size() as i64], (tch::Kind::Int64, tch::Device::Cpu));
+        if difference.is_some() {
+            let _ = tch::no_grad(|| slots.narrow(0, group.rank() as i64, 1).fill_(1));
+        }
+        group.all_reduce_sum(std::slice::from_ref(&slots))?;
+        let differing = Vec::<i64>::try_from(&slots).unwrap_or_default();
+        let Some(reported) = differing.iter().position(|&flag| flag > 0) else { return Ok(()) };
+        let message = broadcast_bytes(group, difference.unwrap_or_default().as_bytes(), reported)?;
+        Err(TrainError::InvalidConfig(String::from_utf8_lossy(&message).into_owned()))
+    }
+
     /// Makes every rank start from rank 0's weights (all of the model's variables, in name order).
     pub(super) fn broadcast_weights(&self, model: &MultiTaskModel) -> Result<()> {
         let Some(group) = self.group else { return Ok(()) };
@@ -86,4 +119,16 @@ impl Ranks<'_> {
         tch::no_grad(|| group.broadcast(&tensors, 0))?;
         Ok(())
     }
+}
+
+/// Sends `bytes` from rank `root` to every rank (their length first); returns what `root` sent.
+fn broadcast_bytes(group: &ProcessGroup, bytes: &[u8], root: usize) -> Result<Vec<u8>> {
+    let length = Tensor::from_slice(&[bytes.len() as i64]);
+    group.broadcast(std::slice::from_ref(&length), root)?;
+    let length = usize::try_from(length.int64_value(&[0])).unwrap_or(0);
+    let mut buffer = bytes.to_vec();
+    buffer.resize(length, 0);
+    let tensor = Tensor::from_slice(&buffer);
+    group.broadcast(std::slice::from_ref(&tensor), root)?;
+    Ok(Vec::<u8>::try_from(&tensor).unwrap_or_default())
 }

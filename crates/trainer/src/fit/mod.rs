@@ -48,8 +48,8 @@ pub struct PhaseOutcome {
 /// Everything a run produced.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainOutcome {
-    /// Scores on the test sets before training.
-    pub before: Evaluation,
+    /// Scores on the test sets before training (none when the run was asked to skip them).
+    pub before: Option<Evaluation>,
     /// Scores on the test sets after training (with the kept weights).
     pub after: Evaluation,
     /// Per-epoch records.
@@ -89,6 +89,8 @@ pub struct RunControl<'a> {
     pub stop: Option<&'a AtomicBool>,
     /// Settings of the caller's that a resumed run must share (the trainer adds its own and the data's).
     pub settings: Fingerprint,
+    /// Do not score the test sets before training (a full pass over them, of untrained heads).
+    pub skip_scores_before: bool,
 }
 
 /// A model, each task's data, what trains and how: scores splits and trains.
@@ -234,6 +236,9 @@ impl<'a> Session<'a> {
         if let Some(state) = control.resume_from {
             state.check(&fingerprint)?;
         }
+        // Ranks that were given other settings or data would train apart (or abort in a collective): they stop here,
+        // naming the first difference.
+        ranks.check_agreement(&self.fingerprint(&Fingerprint::new()))?;
         tch::manual_seed(self.config.seed as i64);
         ranks.broadcast_weights(self.model)?;
         if let Some(state) = control.resume_from {
@@ -248,8 +253,12 @@ impl<'a> Session<'a> {
         let record = match control.resume_from {
             Some(state) => StateRecord { fingerprint, ..state.record.clone() },
             None => {
-                observer.on_stage(Stage::EvaluatingBefore);
-                let before = self.evaluate(Split::Test)?;
+                let before = if control.skip_scores_before {
+                    None
+                } else {
+                    observer.on_stage(Stage::EvaluatingBefore);
+                    Some(self.evaluate(Split::Test)?)
+                };
                 StateRecord {
                     format_version: STATE_FORMAT_VERSION,
                     fingerprint,

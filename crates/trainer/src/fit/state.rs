@@ -62,6 +62,11 @@ impl Fingerprint {
         }
     }
 
+    /// A fingerprint of these entries.
+    pub fn from_entries(entries: BTreeMap<String, String>) -> Self {
+        Self(entries)
+    }
+
     /// Sets one entry.
     pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
         self.0.insert(key.into(), value.into());
@@ -129,7 +134,7 @@ pub(crate) struct StateRecord {
     pub(crate) epochs: Vec<EpochRecord>,
     pub(crate) phases: Vec<PhaseOutcome>,
     pub(crate) best: Option<BestEpoch>,
-    pub(crate) before: Evaluation,
+    pub(crate) before: Option<Evaluation>,
     pub(crate) training_seconds: f64,
     pub(crate) optimizer_steps: i64,
 }

@@ -63,7 +63,48 @@ pub fn ner_data(n: usize) -> PreparedDataset {
             let mut word_ids = vec![None];
             word_ids.extend((0..words.len() as u32).map(Some));
             word_ids.push(None);
-            let targets = TokenTargets { labels, word_ids, word_labels: tags, words_truncated: 0 };
+            let targets = TokenTargets { labels, word_ids, word_labels: tags, windows: Vec::new() };
+            Encoded { type_ids: vec![0; ids.len()], input_ids: ids, target: Target::Tokens(targets) }
+        })
+        .collect();
+    dataset(examples, &["O", "B-LOC", "I-LOC"], 5)
+}
+
+/// Sentences of 30 to 37 one-token words (token 7 is B-LOC, a following 8 is I-LOC, with an entity near the start
+/// and one near the end), read in windows of `window` tokens sharing a quarter of them.
+pub fn long_ner_data(n: usize, window: usize) -> PreparedDataset {
+    let examples = (0..n)
+        .map(|i| {
+            let length = 30 + i % 8;
+            let mut words: Vec<u32> = (0..length).map(|k| 10 + ((i * 5 + k * 3) % 10) as u32).collect();
+            for at in [1 + i % 3, length - 3 - i % 2] {
+                words[at] = 7;
+                words[at + 1] = 8;
+            }
+            let tags: Vec<u32> = words
+                .iter()
+                .map(|&w| {
+                    if w == 7 {
+                        1
+                    } else if w == 8 {
+                        2
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            let mut ids = vec![CLS];
+            ids.extend(&words);
+            ids.push(SEP);
+            let mut labels = vec![-100];
+            labels.extend(tags.iter().map(|&t| t as i32));
+            labels.push(-100);
+            let mut word_ids = vec![None];
+            word_ids.extend((0..words.len() as u32).map(Some));
+            word_ids.push(None);
+            let windows = datasets::windows(ids.len(), window, window / 4).expect("windows");
+            assert!(windows.len() > 1, "every sentence is longer than a window");
+            let targets = TokenTargets { labels, word_ids, word_labels: tags, windows };
             Encoded { type_ids: vec![0; ids.len()], input_ids: ids, target: Target::Tokens(targets) }
         })
         .collect();
