@@ -83,6 +83,14 @@ pub fn run(args: &EvaluateArgs) -> Result<()> {
             }
         }
         .with_context(|| format!("cannot load the {} data {}", task.title(), file.display()))?;
+        let converted: u64 = dataset.data().files().iter().map(|f| f.iob1_tags_converted).sum();
+        if converted > 0 {
+            eprintln!(
+                "note: {}: {converted} IOB1 tags (an I- starting an entity) were read as B-, as strict IOB2 scoring \
+                 needs; seqeval on the raw file would score them otherwise",
+                file.display()
+            );
+        }
         data.insert(task, dataset);
     }
     let tasks: TaskData<'_> = data.iter().collect();

@@ -61,12 +61,17 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     Ok(())
 }
 
-/// A checkpoint loaded to run: its directory, the model at its precision on its device, and its tokenizer.
+/// A checkpoint loaded to run.
 pub struct LoadedCheckpoint {
+    /// The checkpoint directory (a run directory's `checkpoint/` when given the run).
     pub dir: PathBuf,
+    /// The model, at its precision, on its device.
     pub model: MultiTaskModel,
+    /// The checkpoint's tokenizer, truncating at the model's length.
     pub tokenizer: BertTokenizer,
+    /// The precision it computes in, and why.
     pub precision: encoder::ResolvedPrecision,
+    /// The device it runs on.
     pub device: tch::Device,
 }
 

@@ -148,24 +148,28 @@ impl RunConfig {
         let mut fingerprint = Fingerprint::new();
         fingerprint.insert("model", self.model.display().to_string());
         fingerprint.insert("precision", precision.precision.to_string());
-        fingerprint.add_json("data", &serde_json::to_value(&self.data)?);
+        // The files' paths under `files.` (ranks on other hosts may see them elsewhere; their contents are hashed by
+        // the trainer under `data.`).
+        fingerprint.add_json("files", &serde_json::to_value(&self.data)?);
         fingerprint.add_json("settings", &serde_json::to_value(&self.settings)?);
         Ok(fingerprint)
     }
 }
 
-/// How many times Ctrl-C was pressed since the handler was installed.
+/// How many times Ctrl-C was pressed while training.
 static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
-/// Set at the first Ctrl-C: training stops after its current step and saves its state.
+/// Set at the first Ctrl-C while training: training stops after its current step and saves its state.
 static STOP: AtomicBool = AtomicBool::new(false);
+/// Whether training is under way (outside it, Ctrl-C aborts at once: there is no step to finish).
+static TRAINING: AtomicBool = AtomicBool::new(false);
 
-/// Installs the Ctrl-C handler (once per process): the first Ctrl-C asks training to stop after the current step
-/// and save; a second one aborts at once.
+/// Installs the Ctrl-C handler (once per process): while training, the first Ctrl-C asks it to stop after the
+/// current step and save; a second one, or any outside training, aborts at once.
 fn stop_flag() -> &'static AtomicBool {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     INSTALLED.call_once(|| {
         let installed = ctrlc::set_handler(|| {
-            if INTERRUPTS.fetch_add(1, Ordering::SeqCst) == 0 {
+            if TRAINING.load(Ordering::SeqCst) && INTERRUPTS.fetch_add(1, Ordering::SeqCst) == 0 {
                 STOP.store(true, Ordering::SeqCst);
                 eprintln!("\nstopping after the current step and saving the run's state (Ctrl-C again aborts)");
             } else {
@@ -202,9 +206,10 @@ pub struct Fit<'a> {
     pub fingerprint: Fingerprint,
     /// No progress bars.
     pub quiet: bool,
-    /// The command that continues the run after a stop: with one, the run saves a resumable state after every
-    /// epoch (and when it stops); without, it saves none.
-    pub resume_command: Option<String>,
+    /// Save a resumable state after every epoch (and when the run stops), in the run's directory.
+    pub save_state: bool,
+    /// The command that continues the run after a stop, for the message.
+    pub resume_command: String,
     /// Score the test sets before training too.
     pub scores_before: bool,
 }
@@ -219,7 +224,7 @@ pub fn fit(
     transcript: &mut Transcript,
 ) -> Result<(TrainOutcome, Option<PathBuf>)> {
     let run_path = fit.run.map(ClaimedRun::path);
-    let state_dir = run_path.filter(|_| fit.resume_command.is_some()).map(|path| path.join(STATE_DIR));
+    let state_dir = run_path.filter(|_| fit.save_state).map(|path| path.join(STATE_DIR));
     let mut records = match (run_path, fit.resume) {
         (Some(path), Some(state)) => {
             let position = state.position();
@@ -233,7 +238,7 @@ pub fn fit(
         save_state_to: state_dir.as_deref(),
         resume_from: fit.resume,
         stop: Some(stop_flag()),
-        settings: fit.fingerprint,
+        fingerprint: fit.fingerprint,
         skip_scores_before: !fit.scores_before,
     };
     let trained = {
@@ -241,15 +246,18 @@ pub fn fit(
         if let Some(records) = &mut records {
             observers.push(records);
         }
-        session.train(&mut Fanout(observers), &control)
+        TRAINING.store(true, Ordering::SeqCst);
+        let trained = session.train(&mut Fanout(observers), &control);
+        TRAINING.store(false, Ordering::SeqCst);
+        trained
     };
     progress.clear();
     let outcome = match trained {
         Ok(outcome) => outcome,
         Err(error @ TrainError::Stopped { .. }) => {
-            let message = match (&state_dir, &fit.resume_command) {
-                (Some(_), Some(command)) => format!("{error}.\nContinue it with: {command}"),
-                _ => error.to_string(),
+            let message = match &state_dir {
+                Some(_) => format!("{error}.\nContinue it with: {}", fit.resume_command),
+                None => error.to_string(),
             };
             return Err(Interrupted { message }.into());
         }
@@ -291,13 +299,6 @@ pub fn fit(
     let checkpoint = run_path.join(CHECKPOINT_DIR);
     model.save(&checkpoint, fit.model_dir, Some(fit.settings.strategy))?;
     records.finish(&outcome)?;
-    if let Some(state_dir) = &state_dir {
-        // The run is whole: the checkpoint holds its weights, so the state (weights, moments, best epoch) goes.
-        if state_dir.exists() {
-            std::fs::remove_dir_all(state_dir)
-                .with_context(|| format!("cannot remove the finished run's state {}", state_dir.display()))?;
-        }
-    }
     transcript.line(&format!(
         "Training took {:.1} s ({} values trained); evaluation {}{:.1} s after. Intervals are 95% \
          percentile-bootstrap intervals over the test examples (sentences for NER). Plots: `loss.svg`, \
@@ -309,6 +310,17 @@ pub fn fit(
         if outcome.after.classification.is_some() { ", `confusion_matrix.svg`" } else { "" },
     ));
     Ok((outcome, Some(checkpoint)))
+}
+
+/// Removes the resumable state of the run in `run`, once its checkpoint and reports are written: the run is whole
+/// (`train --resume` then says it finished).
+pub fn remove_state(run: &ClaimedRun) -> Result<()> {
+    let state_dir = run.path().join(STATE_DIR);
+    if state_dir.exists() {
+        std::fs::remove_dir_all(&state_dir)
+            .with_context(|| format!("cannot remove the finished run's state {}", state_dir.display()))?;
+    }
+    Ok(())
 }
 
 /// A line naming the training settings: the recipe, what trains, the mode, epochs, rates, batch, pooling and precision.

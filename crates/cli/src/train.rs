@@ -5,8 +5,8 @@ use crate::device;
 use crate::report::run_dir::{self, ClaimedRun};
 use crate::report::transcript::Transcript;
 use crate::run::{
-    describe_training, fit, join_group, DataConfig, Fit, Resolved, RunConfig, TaskFiles, TestSize, CHECKPOINT_DIR,
-    STATE_DIR,
+    describe_training, fit, join_group, remove_state, DataConfig, Fit, Resolved, RunConfig, TaskFiles, TestSize,
+    CHECKPOINT_DIR, STATE_DIR,
 };
 use anyhow::{bail, Context, Result};
 use datasets::{
@@ -62,8 +62,9 @@ pub struct TrainArgs {
     /// [default 0.1].
     #[arg(long)]
     pub test_size: Option<TestSize>,
-    /// A Hugging Face BERT directory to fine-tune [default: the run's, else data/models/all-MiniLM-L6-v2].
-    #[arg(long, env = "BERTMT_MODEL")]
+    /// A Hugging Face BERT directory to fine-tune [default: the run's (with --config or --resume), else
+    /// $BERTMT_MODEL, else data/models/all-MiniLM-L6-v2].
+    #[arg(long)]
     pub model: Option<PathBuf>,
     /// `cpu`, `cuda`, `cuda:N`, or `auto` (CUDA when available).
     #[arg(long, default_value = "auto")]
@@ -154,8 +155,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     // The run's directory: a new one, or the resumed one (with its state, if it saved one).
     let (claimed, state) = match resume_dir {
         Some(dir) => {
+            // The lock first: a run that is still running is neither finished nor to be started over.
+            let claimed = if rank == 0 { Some(run_dir::reopen(dir)?) } else { None };
             let state_dir = dir.join(STATE_DIR);
             if !state_dir.exists() {
+                // A run removes its state only once its checkpoint and reports are written.
                 if dir.join("metrics.json").is_file() && dir.join(CHECKPOINT_DIR).is_dir() {
                     println!(
                         "{} has finished already: nothing to resume (its scores are in {})",
@@ -168,8 +172,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                     "{} saved no state yet (it stopped before its first epoch ended): starting it over",
                     dir.display()
                 );
+                // Nothing was trained: the flags given now describe the run, as for a new one.
+                if let Some(claimed) = &claimed {
+                    config.write(claimed.path())?;
+                }
             }
-            let claimed = if rank == 0 { Some(run_dir::reopen(dir)?) } else { None };
             let state = state_dir.exists().then(|| ResumeState::read(&state_dir)).transpose()?;
             (claimed, state)
         }
@@ -205,9 +212,11 @@ fn merge(args: &TrainArgs, base: Option<&RunConfig>) -> Result<RunConfig> {
             Task::Classification => b.data.classification.clone(),
             Task::Ner => b.data.ner.clone(),
         });
+        // Each flag changes its one setting: a new training file keeps the base's other files and columns.
         let mut files = match (train, from_base) {
-            (Some(train), _) => TaskFiles {
-                train: train.clone(),
+            (Some(train), Some(files)) => TaskFiles { train: absolute(train), ..files },
+            (Some(train), None) => TaskFiles {
+                train: absolute(train),
                 validation: None,
                 test: None,
                 text_column: None,
@@ -222,11 +231,11 @@ fn merge(args: &TrainArgs, base: Option<&RunConfig>) -> Result<RunConfig> {
                 return Ok(None);
             }
         };
-        if validation.is_some() {
-            files.validation.clone_from(validation);
+        if let Some(validation) = validation {
+            files.validation = Some(absolute(validation));
         }
-        if test.is_some() {
-            files.test.clone_from(test);
+        if let Some(test) = test {
+            files.test = Some(absolute(test));
         }
         match task {
             Task::Classification => {
@@ -260,7 +269,14 @@ fn merge(args: &TrainArgs, base: Option<&RunConfig>) -> Result<RunConfig> {
     }
     Ok(RunConfig {
         command: "train".into(),
-        model: args.model.clone().or(base.map(|b| b.model.clone())).unwrap_or_else(|| DEFAULT_MODEL.into()),
+        model: absolute(
+            &args
+                .model
+                .clone()
+                .or(base.map(|b| b.model.clone()))
+                .or_else(|| std::env::var_os("BERTMT_MODEL").map(PathBuf::from))
+                .unwrap_or_else(|| DEFAULT_MODEL.into()),
+        ),
         precision: args.precision.or(base.map(|b| b.precision)).unwrap_or_default(),
         data: DataConfig {
             classification,
@@ -271,6 +287,12 @@ fn merge(args: &TrainArgs, base: Option<&RunConfig>) -> Result<RunConfig> {
         settings,
         resolved: None,
     })
+}
+
+/// `path` made absolute (as the run records it, so `--config` and `--resume` find it from any directory); as given
+/// when it does not exist (loading it then says so).
+fn absolute(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// Loads the data and the model, trains, and writes the run's reports (on rank 0).
@@ -329,10 +351,8 @@ fn train_in(
     if let Some(group) = group {
         session = session.in_group(group);
     }
-    let resume_command = match claimed {
-        Some(run) => format!("bertmt train --resume {}", run.path().display()),
-        None => String::new(),
-    };
+    let resume_command =
+        claimed.map_or_else(String::new, |run| format!("bertmt train --resume {}", run.path().display()));
     let (outcome, checkpoint) = fit(
         &mut session,
         &model,
@@ -343,7 +363,8 @@ fn train_in(
             resume: state,
             fingerprint: config.fingerprint(&precision)?,
             quiet: args.run.quiet,
-            resume_command: Some(resume_command),
+            save_state: true,
+            resume_command,
             scores_before: args.scores_before,
         },
         &mut transcript,
@@ -358,6 +379,7 @@ fn train_in(
     };
     atomic_files::write(&run.path().join("metrics.json"), serde_json::to_string_pretty(&metrics)?.as_bytes())?;
     atomic_files::write(&run.path().join("report.md"), transcript.report().as_bytes())?;
+    remove_state(run)?;
     println!(
         "\nwrote {} and {}; the model is in {}",
         run.path().join("report.md").display(),

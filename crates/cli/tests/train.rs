@@ -338,3 +338,36 @@ fn bad_input_is_named_and_a_failed_run_leaves_nothing() {
     let output = train(dir, "orphan", &["--ner-test", "test.conll"]);
     assert!(!output.status.success() && String::from_utf8_lossy(&output.stderr).contains("--ner"));
 }
+
+#[test]
+fn a_running_run_cannot_be_resumed_and_a_run_without_state_starts_over_with_the_flags_given() {
+    let work = workspace();
+    let dir = work.path();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bertmt"))
+        .current_dir(dir)
+        .args(["train", "--name", "busy", "--classification", "train.jsonl"])
+        .args(LONG)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("bertmt starts");
+    let state = dir.join("runs/busy/resume/state.json");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !state.is_file() {
+        assert!(child.try_wait().expect("poll").is_none() && Instant::now() < deadline, "no state saved");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let output = bertmt(dir, &["train", "--resume", "runs/busy", "--quiet"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("still running"), "{stderr}");
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+
+    // Without a state (as when a run dies in its first epoch) it starts over, and the flags given describe it.
+    std::fs::remove_dir_all(dir.join("runs/busy/resume")).expect("state removed");
+    let output = bertmt(dir, &["train", "--resume", "runs/busy", "--epochs", "1", "--quiet"]);
+    ok(&output);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("starting it over"));
+    assert_eq!(json(&dir.join("runs/busy/config.json"))["settings"]["train"]["epochs"], 1);
+    assert_eq!(json(&dir.join("runs/busy/metrics.json"))["outcome"]["epochs"].as_array().map(Vec::len), Some(1));
+}

@@ -211,6 +211,43 @@ impl BucketSampler {
         order.sort_by(|&a, &b| lengths[b].cmp(&lengths[a]).then(a.cmp(&b)));
         Ok(order.chunks(self.batch_size).map(<[usize]>::to_vec).collect())
     }
+
+    /// [`eval_batches`](Self::eval_batches) holding at most `batch_size` rows each, where example `i` is `rows[i]`
+    /// rows (a NER sentence read in windows is several; an example with more rows than that is a batch alone), so
+    /// that long documents do not pile into one forward pass.
+    ///
+    /// ```
+    /// use datasets::BucketSampler;
+    /// let batches = BucketSampler::new(4).eval_batches_by_rows(&[0, 1, 2, 3], &[90, 50, 10, 9], &[3, 2, 1, 1]).unwrap();
+    /// assert_eq!(batches, [vec![0], vec![1, 2, 3]]);
+    /// ```
+    pub fn eval_batches_by_rows(
+        &self,
+        indices: &[usize],
+        lengths: &[usize],
+        rows: &[usize],
+    ) -> Result<Vec<Vec<usize>>> {
+        self.check(indices, lengths)?;
+        self.check(indices, rows)?;
+        let mut order = indices.to_vec();
+        order.sort_by(|&a, &b| lengths[b].cmp(&lengths[a]).then(a.cmp(&b)));
+        let mut batches: Vec<Vec<usize>> = Vec::new();
+        let mut filled = 0;
+        for index in order {
+            let count = rows[index].max(1);
+            match batches.last_mut() {
+                Some(batch) if filled + count <= self.batch_size => {
+                    batch.push(index);
+                    filled += count;
+                }
+                _ => {
+                    batches.push(vec![index]);
+                    filled = count;
+                }
+            }
+        }
+        Ok(batches)
+    }
 }
 
 /// The token count of each example, for [`BucketSampler`].

@@ -122,13 +122,14 @@ pub fn rows(len: usize, windows: &[Window]) -> Vec<Row> {
         let (start, end) = (window.start as usize, window.end as usize);
         (start <= p && p < end).then(|| (p - start).min(end - 1 - p))
     };
+    // The windows holding `p` are consecutive (they are sorted and cover the sequence in order): only they compete.
     let owner = |p: usize| -> Option<usize> {
+        let first = windows.partition_point(|w| (w.end as usize) <= p);
         let mut best: Option<(usize, usize)> = None;
-        for (index, window) in windows.iter().enumerate() {
-            if let Some(score) = context(window, p) {
-                if best.is_none_or(|(_, top)| score > top) {
-                    best = Some((index, score));
-                }
+        for (index, window) in windows.iter().enumerate().skip(first) {
+            let Some(score) = context(window, p) else { break };
+            if best.is_none_or(|(_, top)| score > top) {
+                best = Some((index, score));
             }
         }
         best.map(|(index, _)| index)
@@ -196,6 +197,14 @@ impl Encoded {
         match &self.target {
             Target::Tokens(targets) => rows(self.len(), &targets.windows),
             Target::Class(_) => rows(self.len(), &[]),
+        }
+    }
+
+    /// How many rows the model reads for this example: its windows, or one.
+    pub fn row_count(&self) -> usize {
+        match &self.target {
+            Target::Tokens(targets) => targets.windows.len().max(1),
+            Target::Class(_) => 1,
         }
     }
 

@@ -443,6 +443,16 @@ impl PreparedDataset {
         crate::batch::lengths(&self.data.examples)
     }
 
+    /// How many rows the model reads for every example (see [`Encoded::row_count`]).
+    pub fn row_counts(&self) -> Vec<usize> {
+        self.data.examples.iter().map(Encoded::row_count).collect()
+    }
+
+    /// Evaluation batches of `indices` (longest first) holding at most `batch_size` model rows each.
+    pub fn eval_batches(&self, indices: &[usize], batch_size: usize) -> Result<Vec<Vec<usize>>> {
+        crate::batch::BucketSampler::new(batch_size).eval_batches_by_rows(indices, &self.lengths(), &self.row_counts())
+    }
+
     /// Pads the given examples into a batch.
     pub fn batch(&self, indices: &[usize]) -> Result<PaddedBatch> {
         pad_batch(&self.data.examples, indices, self.data.pad_id)

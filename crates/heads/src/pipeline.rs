@@ -100,8 +100,8 @@ pub struct EntitySpan {
     /// Character offset one past the end in the text.
     pub end_char: usize,
     /// How sure the NER head is of this entity: the mean, over the entity's words, of the probability (softmax over
-    /// the NER labels) the head gave to the word's predicted tag at the word's first sub-token. In (0, 1]; a
-    /// confidence of the tagger, not a calibrated probability that the span is right.
+    /// the NER labels) of the word's tag, as [`Aggregation`] combines its sub-tokens (by default: at its first
+    /// sub-token). In (0, 1]; a confidence of the tagger, not a calibrated probability that the span is right.
     pub score: f64,
 }
 
@@ -204,6 +204,14 @@ pub fn predict<S: AsRef<str>>(
     if batch_size == 0 {
         return Err(HeadsError::InvalidInput("batch_size must be at least 1".into()));
     }
+    let stride = window_stride(options, tokenizer);
+    if stride + 2 >= tokenizer.max_length() {
+        return Err(HeadsError::InvalidInput(format!(
+            "a stride of {stride} tokens leaves windows of {} no room to advance: give a stride below {}",
+            tokenizer.max_length(),
+            tokenizer.max_length().saturating_sub(2)
+        )));
+    }
     if texts.is_empty() {
         return Ok(Vec::new());
     }
@@ -248,6 +256,12 @@ pub fn predict<S: AsRef<str>>(
     Ok(predictions)
 }
 
+/// The overlap of consecutive windows: the option's, or the one training uses for the model's length.
+fn window_stride(options: &PredictOptions, tokenizer: &BertTokenizer) -> usize {
+    datasets::EncodeOptions { stride: options.stride, ..datasets::EncodeOptions::for_length(tokenizer.max_length()) }
+        .window_stride()
+}
+
 /// A text's words, their tags and its entities.
 #[derive(Debug, Clone)]
 struct Tagged {
@@ -273,7 +287,7 @@ fn tag_texts<S: AsRef<str>>(
         })
         .collect::<Result<_>>()?;
     // Texts longer than the model are read in overlapping windows: every window of every text is a row.
-    let stride = options.stride.unwrap_or(tokenizer.max_length() / 4);
+    let stride = window_stride(options, tokenizer);
     let mut rows: Vec<(usize, datasets::Row)> = Vec::new();
     for (text, encoding) in word_encodings.iter().enumerate() {
         let len = encoding.get_ids().len();

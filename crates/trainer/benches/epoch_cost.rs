@@ -511,7 +511,7 @@ fn report(
         "optimizer": if args.adamw { "adamw" } else { "adam" },
         "trainable_parameters": outcome.trainable_parameters,
         "epochs": outcome.epochs.iter().zip(&epoch_seconds).map(|(e, &seconds)| json!({
-            "epoch": e.epoch, "seconds": round(seconds), "examples": e.examples, "steps": e.steps,
+            "epoch": e.epoch, "seconds": round(seconds), "examples": e.examples, "steps": e.batches,
             "cached": e.cached, "mean_loss": round(e.mean_loss),
             "forward_seconds": round(e.timing.forward), "backward_seconds": round(e.timing.backward),
             "optimizer_seconds": round(e.timing.optimizer),

@@ -5,7 +5,7 @@ use crate::check::check_data_fits;
 use crate::data::{Split, TaskData};
 use crate::error::Result;
 use crate::features::{ClassificationFeatures, FeatureCache, NerFeatures, TaskFeatures};
-use datasets::{BucketSampler, PreparedDataset, Target};
+use datasets::{PreparedDataset, Target};
 use heads::{MultiTaskModel, Task};
 use metrics::{
     accuracy_interval, classification_report, entity_counts_per_sequence, entity_report, macro_f1_interval,
@@ -135,7 +135,7 @@ pub fn evaluate_classification(
     let mut gold = Vec::with_capacity(indices.len());
     let mut predicted = Vec::with_capacity(indices.len());
     let _guard = tch::no_grad_guard();
-    let batches = BucketSampler::new(batch_size).eval_batches(indices, &data.lengths())?;
+    let batches = data.eval_batches(indices, batch_size)?;
     for batch_indices in batches {
         let (logits, labels) = match backbone {
             Backbone::Cached(features) => {
@@ -173,7 +173,7 @@ pub fn evaluate_ner(
     let mut predicted_sentences = Vec::with_capacity(indices.len());
     let mut order = Vec::with_capacity(indices.len());
     let _guard = tch::no_grad_guard();
-    let batches = BucketSampler::new(batch_size).eval_batches(indices, &data.lengths())?;
+    let batches = data.eval_batches(indices, batch_size)?;
     for batch_indices in batches {
         // For each example: the predicted tag id of each word (None: no token survived truncation).
         let per_word: Vec<Vec<Option<i64>>> = match backbone {

@@ -4,7 +4,7 @@
 
 use crate::data::TaskData;
 use crate::error::{Result, TrainError};
-use datasets::{BucketSampler, PreparedDataset, Target};
+use datasets::{PreparedDataset, Target};
 use heads::{MultiTaskModel, PerTask, Task};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -191,13 +191,11 @@ impl ClassificationFeatures {
         half: bool,
     ) -> Result<Self> {
         let device = model.var_store().device();
-        let sampler = BucketSampler::new(batch_size);
-        let lengths = data.lengths();
         let mut pooled = Vec::new();
         let mut labels = Vec::new();
         let mut rows = HashMap::with_capacity(indices.len());
         let _guard = tch::no_grad_guard();
-        for batch_indices in sampler.eval_batches(indices, &lengths)? {
+        for batch_indices in data.eval_batches(indices, batch_size)? {
             let batch = data.batch(&batch_indices)?.to_tensors(device)?;
             let hidden = model.encode_t(&batch.input_ids, &batch.attention_mask, Some(&batch.token_type_ids), false)?;
             pooled.push(model.f_pool(&hidden, &batch.attention_mask)?.to_kind(storage_kind(half)));
@@ -233,15 +231,13 @@ impl NerFeatures {
         half: bool,
     ) -> Result<Self> {
         let device = model.var_store().device();
-        let sampler = BucketSampler::new(batch_size);
-        let lengths = data.lengths();
         let mut states = Vec::new();
         let mut labels = Vec::new();
         let mut first_of_word = Vec::new();
         let mut spans = HashMap::with_capacity(indices.len());
         let mut next_row = 0i64;
         let _guard = tch::no_grad_guard();
-        for batch_indices in sampler.eval_batches(indices, &lengths)? {
+        for batch_indices in data.eval_batches(indices, batch_size)? {
             let batch = data.batch(&batch_indices)?.to_tensors(device)?;
             let hidden = model.encode_t(&batch.input_ids, &batch.attention_mask, Some(&batch.token_type_ids), false)?;
             let (_, seq_len, hidden_size) = hidden.size3()?;

@@ -85,10 +85,11 @@ pub struct EpochRecord {
     pub phase: Phase,
     /// 1-based epoch.
     pub epoch: usize,
-    /// Mean batch loss.
+    /// Mean loss of the epoch's optimizer steps.
     pub mean_loss: f64,
-    /// Batches.
-    pub steps: usize,
+    /// Batches (a step takes `gradient_accumulation` of them).
+    #[serde(alias = "steps")]
+    pub batches: usize,
     /// Examples seen.
     pub examples: usize,
     /// Seconds of training (validation not included).

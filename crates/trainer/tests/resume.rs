@@ -109,7 +109,7 @@ fn stop_and_resume(
 fn assert_same_run(whole: &TrainOutcome, resumed: &TrainOutcome, what: &str) {
     assert_eq!(whole.epochs.len(), resumed.epochs.len(), "{what}: epochs");
     for (a, b) in whole.epochs.iter().zip(&resumed.epochs) {
-        assert_eq!((a.phase, a.epoch, a.steps, a.examples), (b.phase, b.epoch, b.steps, b.examples), "{what}");
+        assert_eq!((a.phase, a.epoch, a.batches, a.examples), (b.phase, b.epoch, b.batches, b.examples), "{what}");
         assert!((a.mean_loss - b.mean_loss).abs() < 1e-6, "{what}: epoch loss {} vs {}", a.mean_loss, b.mean_loss);
     }
     let kept = |o: &TrainOutcome| o.phases.iter().map(|p| (p.phase, p.kept_epoch, p.epochs_run)).collect::<Vec<_>>();
@@ -173,7 +173,12 @@ fn resuming_with_other_settings_or_data_is_refused_naming_what_changed() {
     let flag = AtomicBool::new(false);
     let mut settings = Fingerprint::new();
     settings.insert("model", "tiny");
-    let control = RunControl { save_state_to: Some(&state_dir), stop: Some(&flag), settings, ..RunControl::default() };
+    let control = RunControl {
+        save_state_to: Some(&state_dir),
+        stop: Some(&flag),
+        fingerprint: settings,
+        ..RunControl::default()
+    };
     let mut stopper = StopAt { flag: &flag, step: Some(2), epoch: None, epochs_seen: 0 };
     let (stopped, _) = train(data, Mode::Separate, 1, &mut stopper, &control);
     assert!(matches!(stopped, Err(TrainError::Stopped { .. })));
@@ -183,7 +188,7 @@ fn resuming_with_other_settings_or_data_is_refused_naming_what_changed() {
         let model = tiny_model(0.1, 1);
         let mut settings = Fingerprint::new();
         settings.insert("model", model_name);
-        let control = RunControl { resume_from: Some(&state), settings, ..RunControl::default() };
+        let control = RunControl { resume_from: Some(&state), fingerprint: settings, ..RunControl::default() };
         Session::new(&model, data, FreezeStrategy::All, config).expect("session").train(&mut Quiet, &control)
     };
     let changed = |result: trainer::Result<TrainOutcome>| match result {

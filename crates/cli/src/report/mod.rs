@@ -21,7 +21,7 @@ pub fn epoch_line(epoch: &EpochRecord) -> String {
         epoch.phase,
         epoch.epoch,
         epoch.mean_loss,
-        epoch.steps,
+        epoch.batches,
         epoch.seconds,
         if epoch.cached { " (cached features)" } else { "" }
     )

@@ -271,6 +271,17 @@ impl RunDirectory {
 }
 
 impl Observer for RunDirectory {
+    fn on_stage(&mut self, stage: trainer::Stage) {
+        // The records on disk reach the point the state saves, so a resumed run misses none of them.
+        if stage == trainer::Stage::SavingState {
+            for (writer, name) in [(&mut self.steps, "steps.jsonl"), (&mut self.epochs, "epochs.jsonl")] {
+                if let Err(error) = writer.flush() {
+                    self.failed_write.get_or_insert((self.path.join(name), error));
+                }
+            }
+        }
+    }
+
     fn on_step(&mut self, record: &StepRecord) {
         let flush = record.global_step.is_multiple_of(FLUSH_EVERY_STEPS);
         self.append("steps.jsonl", record, flush);

@@ -7,9 +7,10 @@ use crate::error::{Result, TrainError};
 use datasets::{BucketSampler, PreparedDataset};
 use heads::Task;
 
-/// The first shuffle stream of `task` in `epoch`: tasks and epochs draw from disjoint streams.
+/// The first shuffle stream of `task` in `epoch`; a task that cycles takes the next ones. Tasks and epochs start 2^32
+/// streams apart, so no cycling reaches another's.
 fn first_stream(task: Task, epoch: usize) -> u64 {
-    task.index() as u64 * 500_000 + epoch as u64 * 1_000
+    ((task.index() as u64) << 48) | ((epoch as u64 & 0xFFFF) << 32)
 }
 
 /// The training batches (lists of example indices into `dataset`) of `task` in `epoch` (1-based), in the order

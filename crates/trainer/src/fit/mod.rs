@@ -87,8 +87,10 @@ pub struct RunControl<'a> {
     /// Set it (e.g. on Ctrl-C) to stop after the current optimizer step: the state is saved and training returns
     /// [`TrainError::Stopped`].
     pub stop: Option<&'a AtomicBool>,
-    /// Settings of the caller's that a resumed run must share (the trainer adds its own and the data's).
-    pub settings: Fingerprint,
+    /// Settings of the caller's that a resumed run must share (the trainer adds its own and the data's). Entries
+    /// whose keys start with `files.` or are `model` may differ between the ranks of a data-parallel run (paths on
+    /// their hosts); every other entry must be the same on every rank.
+    pub fingerprint: Fingerprint,
     /// Do not score the test sets before training (a full pass over them, of untrained heads).
     pub skip_scores_before: bool,
 }
@@ -232,13 +234,16 @@ impl<'a> Session<'a> {
     pub fn train(&mut self, observer: &mut dyn Observer, control: &RunControl<'_>) -> Result<TrainOutcome> {
         warn_if_nothing_to_learn(self.data);
         let ranks = Ranks { group: self.group };
-        let fingerprint = self.fingerprint(&control.settings);
+        let fingerprint = self.fingerprint(&control.fingerprint);
         if let Some(state) = control.resume_from {
             state.check(&fingerprint)?;
         }
-        // Ranks that were given other settings or data would train apart (or abort in a collective): they stop here,
-        // naming the first difference.
-        ranks.check_agreement(&self.fingerprint(&Fingerprint::new()))?;
+        // Ranks that were given other settings or data, or resume from other states, would train apart (or abort in a
+        // collective): they stop here, naming the first difference.
+        let mut shared = fingerprint.without(|key| key == "model" || key.starts_with("files."));
+        let resumed = control.resume_from.map(|state| serde_json::to_string(&state.position()).unwrap_or_default());
+        shared.insert("resume.position", resumed.unwrap_or_else(|| "none".into()));
+        ranks.check_agreement(&shared)?;
         tch::manual_seed(self.config.seed as i64);
         ranks.broadcast_weights(self.model)?;
         if let Some(state) = control.resume_from {
@@ -289,6 +294,8 @@ impl<'a> Session<'a> {
             record,
             started: Instant::now(),
             stop_agreed: false,
+            global_step: control.resume_from.map_or(0, |state| state.position().global_step),
+            phases: plan.len(),
         };
         if trainable_parameters > 0 {
             let first = trainer.record.next.phase;

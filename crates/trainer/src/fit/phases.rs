@@ -63,6 +63,10 @@ pub(super) struct Trainer<'a> {
     pub(super) started: Instant,
     /// Every rank was asked to stop (known at a gradient sum; in a single process, at the step the flag was seen).
     pub(super) stop_agreed: bool,
+    /// Optimizer steps done in the run.
+    pub(super) global_step: usize,
+    /// Phases in the run's plan.
+    pub(super) phases: usize,
 }
 
 /// The best epoch of a phase so far, with its trained weights.
@@ -94,7 +98,7 @@ impl Trainer<'_> {
             .collect();
         let mut optimizer = Adam::new(phase_groups, config.optimizer);
         let mut best: Option<Best> = None;
-        let mut start = Position { phase: index, epoch: 1, batch: 0, ..self.record.next };
+        let mut start = Position { phase: index, epoch: 1, batch: 0, phase_step: 0, global_step: self.global_step };
         let mut partial = None;
         if let Some(state) = resume.filter(|state| {
             let at = state.position();
@@ -108,7 +112,7 @@ impl Trainer<'_> {
             if let Some(epoch) = state.record.best {
                 let weights = trained
                     .iter()
-                    .map(|(name, like)| Ok(state.tensor(&format!("{}{name}", prefix::BEST), like)?.copy()))
+                    .map(|(name, like)| state.take(&format!("{}{name}", prefix::BEST), like))
                     .collect::<Result<Vec<_>>>()?;
                 best = Some(Best { epoch, weights });
             }
@@ -131,8 +135,7 @@ impl Trainer<'_> {
             )? {
                 EpochEnd::Done(record) => record,
                 EpochEnd::Stopped { batch, partial } => {
-                    let at =
-                        Position { phase: index, epoch, batch, phase_step, global_step: self.record.next.global_step };
+                    let at = Position { phase: index, epoch, batch, phase_step, global_step: self.global_step };
                     return self.stop_at(at, Some(partial), &optimizer, &trained, best.as_ref());
                 }
             };
@@ -164,7 +167,7 @@ impl Trainer<'_> {
                 tracing::info!(phase = %planned.phase, epoch, "early stopping");
             }
             let finished = stopped_early || epoch == config.epochs;
-            let global_step = self.record.next.global_step;
+            let global_step = self.global_step;
             if finished {
                 self.finish_phase(planned, &trained_tensors, best.take(), stopped_early)?;
                 let next = Position { phase: index + 1, epoch: 1, batch: 0, phase_step: 0, global_step };
@@ -173,7 +176,8 @@ impl Trainer<'_> {
                 let next = Position { phase: index, epoch: epoch + 1, batch: 0, phase_step, global_step };
                 self.save(next, None, Some(&optimizer), &trained, best.as_ref())?;
             }
-            if self.should_stop() {
+            // A stop asked after the last epoch of the last phase has nothing left to stop: the run ends normally.
+            if self.should_stop() && !(finished && index + 1 == self.phases) {
                 return Err(self.stopped());
             }
             if finished {
@@ -461,7 +465,7 @@ impl Trainer<'_> {
             phase: planned.phase,
             epoch,
             mean_loss: sums.loss_sum / steps as f64,
-            steps,
+            batches: steps,
             examples: sums.examples,
             seconds: sums.seconds,
             timing: sums.timing,
@@ -497,10 +501,10 @@ impl Trainer<'_> {
         optimizer.step(lr_factor)?;
         optimizer.zero_grad();
         *phase_step += 1;
-        self.record.next.global_step += 1;
+        self.global_step += 1;
         timing.optimizer += clock.elapsed().as_secs_f64();
         let loss = summed / batches.max(1) as f64;
-        let global_step = self.record.next.global_step;
+        let global_step = self.global_step;
         self.observer.on_step(&StepRecord { phase, epoch, step, global_step, loss, lr_factor });
         Ok(summed)
     }

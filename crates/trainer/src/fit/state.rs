@@ -67,6 +67,11 @@ impl Fingerprint {
         Self(entries)
     }
 
+    /// The entries whose keys `leave_out` does not pick.
+    pub fn without(&self, leave_out: impl Fn(&str) -> bool) -> Self {
+        Self(self.0.iter().filter(|(key, _)| !leave_out(key)).map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
     /// Sets one entry.
     pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
         self.0.insert(key.into(), value.into());
@@ -151,10 +156,11 @@ pub(crate) mod prefix {
     pub const BEST: &str = "best/";
 }
 
-/// A saved state, read back to resume a run.
+/// A saved state, read back to resume a run. Its tensors are handed over as the run restores them (each once), so
+/// that a resumed run does not hold a second copy of the weights and moments.
 pub struct ResumeState {
     pub(crate) record: StateRecord,
-    pub(crate) tensors: HashMap<String, Tensor>,
+    tensors: std::cell::RefCell<HashMap<String, Tensor>>,
     dir: PathBuf,
 }
 
@@ -188,10 +194,12 @@ impl ResumeState {
         let record: StateRecord =
             serde_json::from_value(value).map_err(|error| invalid(format!("{STATE_FILE}: {error}")))?;
         let tensors_path = dir.join(TENSORS_FILE);
-        let tensors = Tensor::read_safetensors(&tensors_path)
-            .map_err(|error| invalid(format!("cannot read {TENSORS_FILE}: {error}")))?
-            .into_iter()
-            .collect();
+        let tensors = std::cell::RefCell::new(
+            Tensor::read_safetensors(&tensors_path)
+                .map_err(|error| invalid(format!("cannot read {TENSORS_FILE}: {error}")))?
+                .into_iter()
+                .collect(),
+        );
         Ok(Self { record, tensors, dir: dir.to_path_buf() })
     }
 
@@ -228,11 +236,12 @@ impl ResumeState {
         }
     }
 
-    /// The saved tensor `name`, an error naming it when it is missing or has another shape than `like`.
-    pub(crate) fn tensor(&self, name: &str, like: &Tensor) -> Result<&Tensor> {
-        let tensor = self.tensors.get(name).ok_or_else(|| TrainError::State {
+    /// Takes the saved tensor `name` (once), an error naming it when it is missing, already taken, or has another
+    /// shape than `like`.
+    pub(crate) fn take(&self, name: &str, like: &Tensor) -> Result<Tensor> {
+        let tensor = self.tensors.borrow_mut().remove(name).ok_or_else(|| TrainError::State {
             path: self.dir.clone(),
-            message: format!("{TENSORS_FILE} lacks `{name}`"),
+            message: format!("{TENSORS_FILE} lacks `{name}` (or the state was resumed from already)"),
         })?;
         if tensor.size() != like.size() {
             return Err(TrainError::State {
@@ -247,9 +256,9 @@ impl ResumeState {
         Ok(tensor)
     }
 
-    /// Copies the saved tensor `name` into `target`.
+    /// Copies the saved tensor `name` into `target` (and lets the state's copy go).
     pub(crate) fn restore(&self, name: &str, target: &Tensor) -> Result<()> {
-        let saved = self.tensor(name, target)?.f_to_kind(target.kind())?.f_to_device(target.device())?;
+        let saved = self.take(name, target)?.f_to_kind(target.kind())?.f_to_device(target.device())?;
         let mut target = target.shallow_clone();
         tch::no_grad(|| target.f_copy_(&saved))?;
         Ok(())
