@@ -1,10 +1,14 @@
-//! `bertmt embed`: sentence vectors, their first values and the cosine-similarity matrix.
+//! `bertmt embed`: sentence vectors as the model defines them, their first values and the cosine-similarity matrix.
+//!
+//! The vectors come from `encoder::Embedder`, which follows the model's own sentence-transformers files when it has
+//! them (its length limit, pooling, dense layers, normalization): the vectors sentence-transformers gives. Flags
+//! given override those settings, and the output says which.
 
+use crate::report::vectors::{render, VectorTable};
 use crate::shards::{self, Manifest, Shard};
 use crate::{device, ModelArgs};
 use anyhow::{bail, Context, Result};
-use encoder::{cosine_similarity_matrix, EncodeOptions, Pooling, SentenceEncoder};
-use std::fmt::Write as _;
+use encoder::{EmbedOverrides, Embedder, Pooling, SentenceEncoder};
 use std::path::{Path, PathBuf};
 use tch::Tensor;
 
@@ -13,19 +17,30 @@ use tch::Tensor;
 pub struct EmbedArgs {
     /// Texts to embed.
     pub texts: Vec<String>,
-    /// Read texts from a file, one a line (blank lines skipped).
+    /// Read texts from a file: `.txt` (one a line, blank lines skipped), `.jsonl` (a text field per object; an empty
+    /// text is a text), `.csv`, `.tsv` or `.xlsx` (a text column).
     #[arg(long)]
     pub file: Option<PathBuf>,
-    /// Pooling for the printed similarities and the output file; both are shown when not given.
+    /// The field (JSON lines) or column (CSV, TSV, XLSX) holding the text.
+    #[arg(long, alias = "text-field", default_value = "text")]
+    pub text_column: String,
+    /// Pool with this mode instead of the model's own (cls, mean, max, mean_sqrt_len_tokens, weightedmean,
+    /// lasttoken) [default: the model's sentence-transformers configuration, else mean].
     #[arg(long)]
     pub pooling: Option<Pooling>,
-    /// Scale vectors to unit length.
-    #[arg(long)]
+    /// Scale vectors to unit length [default: as the model's configuration says, else not].
+    #[arg(long, conflicts_with = "no_normalize")]
     pub normalize: bool,
+    /// Do not scale vectors to unit length, even when the model's configuration does.
+    #[arg(long)]
+    pub no_normalize: bool,
+    /// Truncate texts at this many tokens [default: the model's `max_seq_length`, else its positions].
+    #[arg(long)]
+    pub max_length: Option<usize>,
     /// Texts per forward pass.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
-    /// Write the vectors to FILE: `.npy` (float32 [texts, hidden]) or `.jsonl` (one JSON object a text).
+    /// Write the vectors to FILE: `.npy` (float32 [texts, dimension]) or `.jsonl` (one JSON object a text).
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Embed only the K-th of N contiguous slices of the input, into `<output>.shard-K-of-N.<ext>` plus a manifest;
@@ -37,23 +52,6 @@ pub struct EmbedArgs {
     pub merge_shards: Option<usize>,
     #[command(flatten)]
     pub model: ModelArgs,
-}
-
-/// The console shows the vectors and similarities of at most this many texts.
-const SHOWN_TEXTS: usize = 20;
-
-/// The console shows this many leading values of each vector (fewer when the model is narrower).
-const SHOWN_VALUES: i64 = 5;
-
-/// Vectors of one pooling, with what the console shows of them.
-pub struct PooledEmbeddings {
-    /// The pooling.
-    pub pooling: Pooling,
-    /// `[texts, hidden]`.
-    pub vectors: Tensor,
-    /// `[texts, texts]` cosine similarities, computed only when they are shown (at most 20 texts): a matrix for
-    /// every input would grow with the square of their number.
-    pub similarity: Option<Tensor>,
 }
 
 pub fn run(args: &EmbedArgs) -> Result<()> {
@@ -80,11 +78,29 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
     }
     // Held until the vectors are written: a second embed to the same output stops at once instead of racing.
     let _lock = output.as_deref().map(lock_output).transpose()?;
-    let all_texts = collect_texts(&args.texts, args.file.as_deref())?;
+    let (all_texts, lines) = collect_texts(&args.texts, args.file.as_deref(), &args.text_column)?;
     let range = args.shard.map_or(0..all_texts.len(), |shard| shard.range(all_texts.len()));
     let texts = &all_texts[range.clone()];
     let device = device::parse(&args.model.device)?;
-    let (encoder, precision) = load_encoder(&args.model.model, device)?.with_precision(args.model.precision)?;
+    let overrides = EmbedOverrides {
+        pooling: args.pooling,
+        normalize: if args.normalize {
+            Some(true)
+        } else if args.no_normalize {
+            Some(false)
+        } else {
+            None
+        },
+        max_length: args.max_length,
+    };
+    let embedder = Embedder::from_dir(&args.model.model, device, &overrides).with_context(|| {
+        format!(
+            "cannot load the model at {} (run `cargo xtask setup` for the default model, or pass --model DIR)",
+            args.model.model.display()
+        )
+    })?;
+    let (embedder, precision) = embedder.with_precision(args.model.precision)?;
+    let info = embedder.info().clone();
     println!(
         "Model: {} on {}, precision {} ({})",
         args.model.model.display(),
@@ -92,21 +108,43 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
         precision.precision,
         precision.reason
     );
-    println!("{}\n", encoder.config());
-    let poolings = match args.pooling {
-        Some(pooling) => vec![pooling],
-        None => vec![Pooling::Cls, Pooling::Mean],
-    };
+    println!("{}", embedder.encoder().config());
+    let kind = describe(&info);
+    println!(
+        "Embeddings: {kind}, {} values, texts truncated at {} tokens (settings: {}{})\n",
+        info.dimension,
+        info.max_length,
+        if info.source == "defaults" {
+            "defaults: the model has no sentence-transformers files"
+        } else {
+            "the model's sentence-transformers files"
+        },
+        if info.overridden.is_empty() {
+            String::new()
+        } else {
+            format!("; overridden: {}", info.overridden.join(", "))
+        }
+    );
     let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let results = embed(&encoder, &text_refs, &poolings, args.normalize, args.batch_size)?;
-    for result in &results {
-        check_finite(&result.vectors, result.pooling, &text_refs)?;
-    }
-    print!("{}", render(&text_refs, &results));
+    // No texts (a shard of an input with fewer texts than shards): no vectors.
+    let vectors = if text_refs.is_empty() {
+        Tensor::zeros([0, info.dimension], (tch::Kind::Float, tch::Device::Cpu))
+    } else {
+        let embeddings = embedder.embed(&text_refs, args.batch_size)?;
+        if embeddings.truncated > 0 {
+            println!(
+                "{} of {} texts are longer than {} tokens: truncated\n",
+                embeddings.truncated,
+                text_refs.len(),
+                info.max_length
+            );
+        }
+        embeddings.vectors
+    };
+    print!("{}", render(&text_refs, &[VectorTable::new(kind.clone(), vectors.shallow_clone(), text_refs.len())]));
     if let Some(output) = &output {
-        let chosen = results.last().context("no pooling computed")?;
-        write_vectors(output, &text_refs, &chosen.vectors)?;
-        println!("wrote {} vectors ({} pooling) to {}", texts.len(), chosen.pooling, output.display());
+        write_vectors(output, &text_refs, &lines[range.clone()], &vectors)?;
+        println!("wrote {} vectors ({kind}) to {}", texts.len(), output.display());
         if let (Some(shard), Some(merged)) = (args.shard, &args.output) {
             let model = args.model.model.canonicalize().unwrap_or_else(|_| args.model.model.clone());
             let manifest = Manifest {
@@ -116,12 +154,7 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
                 count: range.len(),
                 total: all_texts.len(),
                 input_sha256: shards::fingerprint(&all_texts),
-                settings: format!(
-                    "model {}, {} pooling{}",
-                    model.display(),
-                    chosen.pooling,
-                    if args.normalize { ", normalized" } else { "" }
-                ),
+                settings: format!("model {}, {kind}, max length {}", model.display(), info.max_length),
             };
             let path = shards::write_manifest(merged, shard, &manifest)?;
             println!(
@@ -140,6 +173,19 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
     Ok(())
 }
 
+/// `mean pooling, normalized`, `cls pooling, 1 dense layer`, ...
+fn describe(info: &encoder::EmbedderInfo) -> String {
+    let pooling = info.pooling.iter().map(ToString::to_string).collect::<Vec<_>>().join("+");
+    let mut parts = vec![format!("{pooling} pooling")];
+    if info.dense_layers > 0 {
+        parts.push(format!("{} dense layer{}", info.dense_layers, if info.dense_layers == 1 { "" } else { "s" }));
+    }
+    if info.normalized {
+        parts.push("normalized".into());
+    }
+    parts.join(", ")
+}
+
 /// Loads a model directory, saying which directory failed.
 pub fn load_encoder(dir: &Path, device: tch::Device) -> Result<SentenceEncoder> {
     SentenceEncoder::from_dir(dir, device).with_context(|| {
@@ -150,116 +196,36 @@ pub fn load_encoder(dir: &Path, device: tch::Device) -> Result<SentenceEncoder> 
     })
 }
 
-/// Encodes `texts` once per pooling (no texts: `[0, hidden]` vectors).
-pub fn embed(
-    encoder: &SentenceEncoder,
-    texts: &[&str],
-    poolings: &[Pooling],
-    normalize: bool,
-    batch_size: usize,
-) -> Result<Vec<PooledEmbeddings>> {
-    poolings
-        .iter()
-        .map(|&pooling| {
-            // No texts (a shard of an input with fewer texts than shards): no vectors.
-            let vectors = if texts.is_empty() {
-                Tensor::zeros([0, encoder.config().hidden_size], (tch::Kind::Float, tch::Device::Cpu))
-            } else {
-                encoder.encode(texts, &EncodeOptions { pooling, normalize, batch_size })?
-            };
-            let similarity = (texts.len() <= SHOWN_TEXTS).then(|| cosine_similarity_matrix(&vectors));
-            Ok(PooledEmbeddings { pooling, vectors, similarity })
-        })
-        .collect()
-}
-
-/// The console view: the first 5 values of each vector, then the similarity matrices.
-pub fn render(texts: &[&str], results: &[PooledEmbeddings]) -> String {
-    let mut out = String::new();
-    for result in results {
-        let _ = writeln!(
-            out,
-            "--- {} embeddings (first 5 of {} values) ---",
-            name(result.pooling),
-            result.vectors.size()[1]
-        );
-        let shown_values = SHOWN_VALUES.min(result.vectors.size()[1]);
-        for (i, text) in texts.iter().enumerate().take(SHOWN_TEXTS) {
-            let row: Vec<f64> =
-                Vec::try_from(result.vectors.get(i as i64).narrow(0, 0, shown_values).to_kind(tch::Kind::Double))
-                    .unwrap_or_default();
-            let values: Vec<String> = row.iter().map(|v| format!("{v:+.6}")).collect();
-            let _ = writeln!(out, "{:>3}. {:<50} [{}, ...]", i + 1, shorten(text, 50), values.join(", "));
-        }
-        if texts.len() > SHOWN_TEXTS {
-            let _ = writeln!(out, "     ... {} more (use --output to get them all)", texts.len() - SHOWN_TEXTS);
-        }
-        let _ = writeln!(out);
-    }
-    for result in results {
-        let Some(similarity) = &result.similarity else { break };
-        let _ = writeln!(out, "--- Cosine similarity, {} ---", name(result.pooling));
-        let _ = write!(out, "     ");
-        for j in 0..texts.len() {
-            let _ = write!(out, "{:>8}", j + 1);
-        }
-        let _ = writeln!(out);
-        for i in 0..texts.len() {
-            let _ = write!(out, "{:>3}. ", i + 1);
-            for j in 0..texts.len() {
-                let _ = write!(out, "{:>8.4}", similarity.double_value(&[i as i64, j as i64]));
-            }
-            let _ = writeln!(out);
-        }
-        let _ = writeln!(out);
-    }
-    out
-}
-
-fn name(pooling: Pooling) -> &'static str {
-    match pooling {
-        Pooling::Cls => "CLS",
-        Pooling::Mean => "Mean pooling",
-    }
-}
-
-fn shorten(text: &str, width: usize) -> String {
-    let quoted = format!("\"{text}\"");
-    if quoted.chars().count() <= width {
-        return quoted;
-    }
-    let cut: String = quoted.chars().take(width - 4).collect();
-    format!("{cut}...\"")
-}
-
-fn collect_texts(args: &[String], file: Option<&Path>) -> Result<Vec<String>> {
+/// The texts of the arguments, then of `file`, with where each came from (`None` for an argument; the line or row
+/// in the file).
+fn collect_texts(args: &[String], file: Option<&Path>, column: &str) -> Result<(Vec<String>, Vec<Option<u64>>)> {
     let mut texts: Vec<String> = args.to_vec();
+    let mut lines: Vec<Option<u64>> = vec![None; args.len()];
     if let Some(file) = file {
-        let content = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-        texts.extend(content.lines().filter(|line| !line.trim().is_empty()).map(str::to_string));
+        let name = file.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+        if name.ends_with(".txt") || name.ends_with(".text") || !name.contains('.') {
+            let content = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+            for (index, line) in content.lines().enumerate() {
+                if !line.trim().is_empty() {
+                    texts.push(line.to_string());
+                    lines.push(Some(index as u64 + 1));
+                }
+            }
+        } else {
+            // A table or JSON lines: every row is a text, an empty one included (as sentence-transformers embeds it).
+            datasets::read_table(file, None, datasets::TextEncoding::Auto, &[column], |row, cells| {
+                let text = cells.first_mut().and_then(Option::take).map(|c| c.into_owned()).unwrap_or_default();
+                texts.push(text);
+                lines.push(Some(row));
+                Ok(())
+            })
+            .with_context(|| format!("cannot read the texts of {} (field or column `{column}`)", file.display()))?;
+        }
     }
     if texts.is_empty() {
-        bail!("no texts to embed: pass them as arguments or with --file (one a line)");
+        bail!("no texts to embed: pass them as arguments or with --file (.txt one a line, .jsonl, .csv, .tsv, .xlsx)");
     }
-    Ok(texts)
-}
-
-/// Refuses vectors with NaN or infinite values, naming the first text they came from.
-fn check_finite(vectors: &Tensor, pooling: Pooling, texts: &[&str]) -> Result<()> {
-    let bad_rows = vectors.isfinite().all_dim(1, false).logical_not().nonzero();
-    let count = bad_rows.size()[0];
-    if count == 0 {
-        return Ok(());
-    }
-    let first = usize::try_from(bad_rows.int64_value(&[0, 0])).unwrap_or(0);
-    bail!(
-        "the model produced NaN or infinite {} vectors for {count} of {} texts (first: text {}, {}); nothing was \
-         written. The model's weights or its config.json (e.g. layer_norm_eps) are damaged",
-        name(pooling),
-        texts.len(),
-        first + 1,
-        shorten(texts.get(first).copied().unwrap_or(""), 50)
-    )
+    Ok((texts, lines))
 }
 
 /// Takes the advisory lock of `output` (on `.<name>.lock` beside it; the system releases it when the process ends,
@@ -298,14 +264,20 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-fn write_vectors(path: &Path, texts: &[&str], vectors: &Tensor) -> Result<()> {
+/// Writes the vectors: `.npy`, or JSON lines with each text, the line (or row) of the input file it came from, and
+/// its vector.
+fn write_vectors(path: &Path, texts: &[&str], sources: &[Option<u64>], vectors: &Tensor) -> Result<()> {
     match shards::output_format(path)? {
         "npy" => atomic_files::write_via_path(path, |file| Ok(vectors.to_kind(tch::Kind::Float).write_npy(file)?)),
         _ => {
             let mut lines = String::new();
-            for (i, text) in texts.iter().enumerate() {
+            for (i, (text, source)) in texts.iter().zip(sources).enumerate() {
                 let row: Vec<f32> = Vec::try_from(vectors.get(i as i64).to_kind(tch::Kind::Float))?;
-                lines.push_str(&serde_json::to_string(&serde_json::json!({ "text": text, "embedding": row }))?);
+                let record = match source {
+                    Some(line) => serde_json::json!({ "line": line, "text": text, "embedding": row }),
+                    None => serde_json::json!({ "text": text, "embedding": row }),
+                };
+                lines.push_str(&serde_json::to_string(&record)?);
                 lines.push('\n');
             }
             Ok(atomic_files::write(path, lines.as_bytes())?)

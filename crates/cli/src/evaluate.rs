@@ -40,8 +40,8 @@ pub fn run(args: &EvaluateArgs) -> Result<()> {
         bail!("nothing to evaluate: pass --classification FILE, --ner FILE or both");
     }
     let loaded = load_checkpoint(&args.model)?;
-    let (dir, model, tokenizer, precision, device) =
-        (&loaded.dir, &loaded.model, &loaded.tokenizer, &loaded.precision, loaded.device);
+    let (dir, precision, device) = (&loaded.dir, &loaded.precision, loaded.device);
+    let (model, tokenizer) = (loaded.predictor.model(), loaded.predictor.tokenizer());
     let prepare = PrepareOptions {
         encode: datasets::EncodeOptions { max_length: tokenizer.max_length(), ..datasets::EncodeOptions::default() },
         ..PrepareOptions::default()

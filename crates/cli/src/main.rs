@@ -9,6 +9,7 @@ mod predict;
 mod report;
 mod reproduce;
 mod run;
+mod serve;
 mod shards;
 mod train;
 
@@ -38,6 +39,9 @@ enum Command {
     Evaluate(evaluate::EvaluateArgs),
     /// Sentence class and named entities of texts, from a trained checkpoint.
     Predict(predict::PredictArgs),
+    /// Serve embeddings (TEI's `/embed`, OpenAI's `/v1/embeddings`) and, from a trained checkpoint, predictions
+    /// (`/predict`) over HTTP, with dynamic batching and Prometheus `/metrics`.
+    Serve(Box<serve::ServeArgs>),
     /// Rerun the notebook: the encoder against the reference (Task 1), data and the two-headed model (Task 2),
     /// freezing strategies (Task 3), training with scores before and after (Task 4).
     Reproduce(Box<reproduce::ReproduceArgs>),
@@ -59,6 +63,7 @@ fn main() {
         Command::Evaluate(args) => evaluate::run(&args),
         Command::Reproduce(args) => reproduce::run(&args),
         Command::Predict(args) => predict::run(&args),
+        Command::Serve(args) => serve::run(&args),
     };
     if let Err(error) = result {
         // A run stopped on request (Ctrl-C) saved its state: it says how to continue, and exits as interrupted.

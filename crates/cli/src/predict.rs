@@ -7,9 +7,8 @@
 use crate::args::CheckpointArgs;
 use crate::device;
 use anyhow::{bail, Context, Result};
-use encoder::BertTokenizer;
 use heads::checkpoint::CHECKPOINT_FILE;
-use heads::{pipeline, Aggregation, MultiTaskModel, PredictOptions, Prediction};
+use heads::{Aggregation, PredictOptions, Prediction, Predictor};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -40,10 +39,10 @@ pub struct PredictArgs {
 pub fn run(args: &PredictArgs) -> Result<()> {
     let texts = collect_texts(&args.texts, args.file.as_deref())?;
     let loaded = load_checkpoint(&args.model)?;
-    let (dir, model, precision, device) = (&loaded.dir, &loaded.model, &loaded.precision, loaded.device);
+    let (dir, precision, device) = (&loaded.dir, &loaded.precision, loaded.device);
     let options =
         PredictOptions { batch_size: args.model.batch_size, aggregation: args.aggregation, stride: args.stride };
-    let predictions = pipeline::predict(model, &loaded.tokenizer, &texts, &options)?;
+    let predictions = loaded.predictor.predict(&texts, &options)?;
     if args.json {
         for prediction in &predictions {
             println!("{}", serde_json::to_string(prediction)?);
@@ -65,10 +64,8 @@ pub fn run(args: &PredictArgs) -> Result<()> {
 pub struct LoadedCheckpoint {
     /// The checkpoint directory (a run directory's `checkpoint/` when given the run).
     pub dir: PathBuf,
-    /// The model, at its precision, on its device.
-    pub model: MultiTaskModel,
-    /// The checkpoint's tokenizer, truncating at the model's length.
-    pub tokenizer: BertTokenizer,
+    /// The model and its tokenizer, at its precision, on its device.
+    pub predictor: Predictor,
     /// The precision it computes in, and why.
     pub precision: encoder::ResolvedPrecision,
     /// The device it runs on.
@@ -82,16 +79,14 @@ pub fn load_checkpoint(args: &CheckpointArgs) -> Result<LoadedCheckpoint> {
     }
     let device = device::parse(&args.device)?;
     let dir = resolve_checkpoint(&args.checkpoint)?;
-    let mut model = MultiTaskModel::load(&dir, device)
+    let predictor = Predictor::from_checkpoint(&dir, device)
         .with_context(|| format!("cannot load the checkpoint at {}", dir.display()))?;
-    let precision = args.precision.resolve(device);
-    model.set_precision(precision.precision)?;
-    let tokenizer = load_tokenizer(&dir, &model)?;
-    Ok(LoadedCheckpoint { dir, model, tokenizer, precision, device })
+    let (predictor, precision) = predictor.with_precision(args.precision)?;
+    Ok(LoadedCheckpoint { dir, predictor, precision, device })
 }
 
 /// The checkpoint directory: `path` when it holds `checkpoint.json`, else the `checkpoint/` of a run directory.
-fn resolve_checkpoint(path: &Path) -> Result<PathBuf> {
+pub(crate) fn resolve_checkpoint(path: &Path) -> Result<PathBuf> {
     if !path.exists() {
         bail!("no checkpoint at {}: the directory does not exist", path.display());
     }
@@ -109,19 +104,6 @@ fn resolve_checkpoint(path: &Path) -> Result<PathBuf> {
         "{} is not a checkpoint: it has no {CHECKPOINT_FILE} (nor a {RUN_CHECKPOINT_DIR}/ directory, as run directories do)",
         path.display()
     )
-}
-
-/// The checkpoint's tokenizer, truncating to the model's length, checked against the model's vocabulary.
-fn load_tokenizer(dir: &Path, model: &MultiTaskModel) -> Result<BertTokenizer> {
-    let config = &model.config().encoder;
-    let max_length = usize::try_from(config.max_position_embeddings)
-        .with_context(|| format!("invalid max_position_embeddings {}", config.max_position_embeddings))?;
-    let tokenizer = BertTokenizer::from_dir(dir, max_length)
-        .with_context(|| format!("cannot load the tokenizer of the checkpoint at {}", dir.display()))?;
-    tokenizer
-        .check_fits(config.vocab_size)
-        .with_context(|| format!("the checkpoint at {} does not fit together", dir.display()))?;
-    Ok(tokenizer)
 }
 
 /// The console view: each text, its class and its entities.

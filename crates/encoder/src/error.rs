@@ -65,6 +65,16 @@ pub enum EncoderError {
     /// An input the encoder cannot take (empty batch, bad mask rank, ...).
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// The model gave NaN or infinite vectors (its weights or configuration are damaged).
+    #[error("the model produced NaN or infinite vectors for {count} of {total} texts (first: text {}): its weights or its config.json (e.g. layer_norm_eps) are damaged", first + 1)]
+    NonFinite {
+        /// Texts whose vectors are not finite.
+        count: usize,
+        /// Texts embedded.
+        total: usize,
+        /// The first of them (0-based).
+        first: usize,
+    },
     /// A batch function returned another number of outputs than its batch has rows
     /// ([`run_sorted_batches`](crate::batching::run_sorted_batches)).
     #[error("the batch function returned {found} outputs for a batch of {expected} rows")]

@@ -20,21 +20,25 @@
 
 pub mod batching;
 pub mod config;
+pub mod embedder;
 pub mod error;
 pub mod model;
 pub mod pooling;
 pub mod precision;
 pub mod reference;
 pub mod sentence;
+pub mod sentence_transformers;
 pub mod tokenizer;
 pub mod weights;
 
 pub use batching::{f_pad_batch, pad_batch, run_sorted_batches};
 pub use config::{BertConfig, HiddenAct};
+pub use embedder::{EmbedOverrides, Embedder, EmbedderInfo, Embeddings};
 pub use error::{EncoderError, Result};
 pub use model::{BertModel, BertModelOutput};
 pub use pooling::{cosine_similarity_matrix, l2_normalize, masked_mean, pool, Pooling};
 pub use precision::{native_bf16, Precision, ResolvedPrecision};
 pub use sentence::{load_pretrained, EncodeOptions, ModelFiles, SentenceEncoder, TokenEmbeddings};
+pub use sentence_transformers::SentenceTransformersConfig;
 pub use tokenizer::BertTokenizer;
 pub use weights::{copy_encoder_weights, read_checkpoint, LoadReport};

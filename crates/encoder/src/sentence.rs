@@ -191,7 +191,7 @@ impl SentenceEncoder {
     /// Tokenizes `texts` and runs the encoder on them in batches sorted by length
     /// ([`run_sorted_batches`]), calling `rows(last_hidden_state, mask)` per batch for one output per row.
     /// Returns the encodings and the outputs, both in the order of `texts`.
-    fn run_batches<T>(
+    pub(crate) fn run_batches<T>(
         &self,
         texts: &[&str],
         batch_size: usize,

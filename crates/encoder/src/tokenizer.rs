@@ -111,6 +111,12 @@ impl BertTokenizer {
         self.inner.encode(words, true).map_err(|e| EncoderError::Tokenizer(e.to_string()))
     }
 
+    /// How many tokens `text` has, special tokens included, before any truncation.
+    pub fn count_tokens(&self, text: &str) -> Result<usize> {
+        let encoding = self.whole.encode_fast(text, true).map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
+        Ok(encoding.get_ids().len())
+    }
+
     /// [`encode_words`](Self::encode_words) without truncation, however long the text (for reading it in windows).
     pub fn encode_words_whole(&self, words: &[&str]) -> Result<Encoding> {
         self.whole.encode(words, true).map_err(|e| EncoderError::Tokenizer(e.to_string()))

@@ -464,7 +464,7 @@ mod tests {
         let err = MultiTaskModel::load(&dir, Device::Cpu).unwrap_err();
         assert!(matches!(err, HeadsError::UnsupportedFormat { found: 7, expected: 1, .. }), "{err}");
 
-        std::fs::write(&path, good.replace("\"pooling\": \"cls\"", "\"pooling\": \"max\"")).expect("write");
+        std::fs::write(&path, good.replace("\"pooling\": \"cls\"", "\"pooling\": \"median\"")).expect("write");
         assert!(matches!(MultiTaskModel::load(&dir, Device::Cpu), Err(HeadsError::Json { .. })));
 
         std::fs::write(&path, &good).expect("restore");

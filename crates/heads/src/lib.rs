@@ -60,5 +60,5 @@ pub use freeze::{
 };
 pub use head::{ClassificationHead, TokenClassificationHead};
 pub use model::{MultiTaskModel, MultiTaskOutput};
-pub use pipeline::{Aggregation, ClassPrediction, EntitySpan, PredictOptions, Prediction};
+pub use pipeline::{Aggregation, ClassPrediction, EntitySpan, PredictOptions, Prediction, Predictor};
 pub use task::{PerTask, Task, CLASSIFICATION_HEAD, NER_HEAD};

@@ -171,6 +171,54 @@ struct Word {
     chars: (usize, usize),
 }
 
+/// A trained checkpoint ready to predict: the model (at its precision, on its device) and its tokenizer, truncating
+/// at the model's length.
+#[derive(Debug)]
+pub struct Predictor {
+    model: MultiTaskModel,
+    tokenizer: BertTokenizer,
+}
+
+impl Predictor {
+    /// Loads the checkpoint in `dir` (written by [`MultiTaskModel::save`]) onto `device`, with its tokenizer checked
+    /// against the model's vocabulary.
+    pub fn from_checkpoint(dir: &std::path::Path, device: Device) -> Result<Self> {
+        let model = MultiTaskModel::load(dir, device)?;
+        let config = &model.config().encoder;
+        let max_length = usize::try_from(config.max_position_embeddings).map_err(|_| {
+            HeadsError::InvalidConfig(format!(
+                "max_position_embeddings {} is not a length",
+                config.max_position_embeddings
+            ))
+        })?;
+        let tokenizer = BertTokenizer::from_dir(dir, max_length)?;
+        tokenizer.check_fits(config.vocab_size)?;
+        Ok(Self { model, tokenizer })
+    }
+
+    /// The same predictor computing in `precision` (`auto` resolved for its device), with the resolved choice.
+    pub fn with_precision(mut self, precision: encoder::Precision) -> Result<(Self, encoder::ResolvedPrecision)> {
+        let resolved = precision.resolve(self.model.device());
+        self.model.set_precision(resolved.precision)?;
+        Ok((self, resolved))
+    }
+
+    /// The model.
+    pub fn model(&self) -> &MultiTaskModel {
+        &self.model
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &BertTokenizer {
+        &self.tokenizer
+    }
+
+    /// The predictions for `texts` (see [`predict`]).
+    pub fn predict<S: AsRef<str>>(&self, texts: &[S], options: &PredictOptions) -> Result<Vec<Prediction>> {
+        predict(&self.model, &self.tokenizer, texts, options)
+    }
+}
+
 /// The NER head's probabilities at one token, one per tag.
 type TokenProbabilities = Vec<f64>;
 

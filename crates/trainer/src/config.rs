@@ -624,7 +624,7 @@ mod tests {
             assert_eq!(parsed.to_string().parse::<heads::FreezeStrategy>().expect("reparses"), parsed);
         }
         assert!("sideways".parse::<Mode>().unwrap_err().contains(Mode::NAMES));
-        assert!("max".parse::<encoder::Pooling>().unwrap_err().contains(encoder::Pooling::NAMES));
+        assert!("median".parse::<encoder::Pooling>().unwrap_err().contains(encoder::Pooling::NAMES));
         assert!("both".parse::<Mode>().unwrap_err().contains("separate or combined"));
     }
 }

@@ -4,6 +4,7 @@ pub mod plots;
 pub mod progress;
 pub mod run_dir;
 pub mod transcript;
+pub mod vectors;
 
 use trainer::{EpochRecord, Evaluation};
 

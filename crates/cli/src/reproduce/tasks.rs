@@ -3,15 +3,15 @@
 
 use super::data::{summarize, Loaded, TaskDataSummary};
 use super::{Plan, NOTEBOOK_SENTENCES};
-use crate::embed::{embed, render};
 use crate::report::evaluation_text;
 use crate::report::progress::ProgressBars;
 use crate::report::run_dir::ClaimedRun;
 use crate::report::transcript::Transcript;
+use crate::report::vectors::{render, VectorTable};
 use crate::run::{fit, Fit};
 use anyhow::Result;
 use encoder::reference::{compare, ParityReport, ReferenceOutputs};
-use encoder::{Pooling, ResolvedPrecision, SentenceEncoder};
+use encoder::{EncodeOptions, Pooling, ResolvedPrecision, SentenceEncoder};
 use heads::MultiTaskModel;
 use serde::Serialize;
 use std::path::Path;
@@ -90,17 +90,27 @@ pub(super) fn task1(
         None => "Parity: no reference outputs for this model (they exist for the default model)".to_string(),
     });
 
-    let results = embed(encoder, &NOTEBOOK_SENTENCES, &[Pooling::Cls, Pooling::Mean], false, 8)?;
-    transcript.block(&render(&NOTEBOOK_SENTENCES, &results));
-    let tables = results
+    // The notebook's Task 1: the [CLS] state and the masked mean, not normalized, at the model's 512 positions.
+    let poolings = [(Pooling::Cls, "CLS"), (Pooling::Mean, "Mean pooling")];
+    let vector_tables = poolings
         .iter()
-        .map(|r| -> Result<SimilarityTable> {
+        .map(|&(pooling, title)| -> Result<VectorTable> {
+            let options = EncodeOptions { pooling, normalize: false, batch_size: 8 };
+            let vectors = encoder.encode(&NOTEBOOK_SENTENCES, &options)?;
+            Ok(VectorTable::new(title, vectors, NOTEBOOK_SENTENCES.len()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    transcript.block(&render(&NOTEBOOK_SENTENCES, &vector_tables));
+    let tables = poolings
+        .iter()
+        .zip(&vector_tables)
+        .map(|(&(pooling, _), table)| -> Result<SimilarityTable> {
             Ok(SimilarityTable {
-                pooling: r.pooling,
+                pooling,
                 first_values: Vec::<Vec<f64>>::try_from(
-                    r.vectors.narrow(1, 0, r.vectors.size()[1].min(5)).to_kind(tch::Kind::Double),
+                    table.vectors.narrow(1, 0, table.vectors.size()[1].min(5)).to_kind(tch::Kind::Double),
                 )?,
-                matrix: match &r.similarity {
+                matrix: match &table.similarity {
                     Some(similarity) => Vec::<Vec<f64>>::try_from(similarity.to_kind(tch::Kind::Double))?,
                     None => Vec::new(),
                 },
