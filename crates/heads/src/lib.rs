@@ -1,17 +1,19 @@
 //! Multi-task BERT on libtorch: a shared encoder with a sentence classification head and a token classification
-//! (NER) head, the notebook's `MultiTaskSentenceTransformer` (Task 2) with its freezing strategies (Task 3).
+//! (NER) head, the notebook's `MultiTaskSentenceTransformer` (Task 2) with its freezing strategies (Task 3). A model
+//! trained on one task has that task's head only ([`Task`], [`MultiTaskModel::tasks`]).
 //!
 //! - [`MultiTaskModel`] holds one `VarStore`: the [`encoder::BertModel`] at the root under its Hugging Face names,
 //!   and the heads as `classification_head.{weight,bias}` and `ner_head.{weight,bias}`. Its
-//!   [`forward_t`](MultiTaskModel::forward_t) runs the encoder once for both tasks; the head-only entry points
-//!   ([`classification_head`](MultiTaskModel::classification_head), [`ner_head`](MultiTaskModel::ner_head),
-//!   [`pool`](MultiTaskModel::pool)) take cached encoder features.
+//!   [`forward_t`](MultiTaskModel::forward_t) runs the encoder once for every head; the head-only entry points
+//!   ([`f_classification_head`](MultiTaskModel::f_classification_head),
+//!   [`f_ner_head`](MultiTaskModel::f_ner_head), [`f_pool`](MultiTaskModel::f_pool)) take cached encoder features.
 //! - [`FreezeStrategy`] sets which variables train and returns the optimizer's [`ParamGroup`]s (layer-wise
 //!   learning rates for `all_adaptive`); [`parameter_table`] counts trainable values per strategy.
 //! - [`MultiTaskModel::save`] / [`MultiTaskModel::load`] write and read self-contained checkpoints;
 //!   [`MultiTaskModel::export_encoder`] writes the encoder as a Hugging Face BERT directory.
-//! - [`pipeline::predict`] is inference: texts in, a [`Prediction`] per text out (the class with its probabilities,
-//!   the words with their tags, the entities with character offsets and a score); see [`pipeline`] for an example.
+//! - [`Predictor`] (a checkpoint with its tokenizer) and [`pipeline::predict`] are inference: texts in, a
+//!   [`Prediction`] per text out (the class with its probabilities, the words with their tags, the entities with
+//!   character offsets and a score; long texts read in windows); see [`pipeline`] for an example.
 //!
 //! ```no_run
 //! use heads::{FreezeStrategy, MultiTaskModel};

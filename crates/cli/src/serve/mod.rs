@@ -32,9 +32,10 @@ use tokio::sync::{mpsc, oneshot};
 /// Arguments of `serve`.
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
-    /// A Hugging Face BERT directory to serve embeddings of (as its sentence-transformers files define them).
-    #[arg(long, env = "BERTMT_MODEL", default_value = "data/models/all-MiniLM-L6-v2", conflicts_with = "checkpoint")]
-    pub model: PathBuf,
+    /// A Hugging Face BERT directory to serve embeddings of (as its sentence-transformers files define them)
+    /// [default: $BERTMT_MODEL, else data/models/all-MiniLM-L6-v2].
+    #[arg(long, conflicts_with = "checkpoint")]
+    pub model: Option<PathBuf>,
     /// A trained checkpoint (or a run directory holding `checkpoint/`) instead: embeddings from its fine-tuned
     /// encoder, and `/predict`.
     #[arg(long)]
@@ -408,20 +409,23 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             (Backend::Checkpoint(predictor), tokenizer, precision, dir.display().to_string(), "checkpoint")
         }
         None => {
+            let model = args.model.clone().unwrap_or_else(|| {
+                std::env::var_os("BERTMT_MODEL").map_or_else(|| "data/models/all-MiniLM-L6-v2".into(), PathBuf::from)
+            });
             // The server normalizes per request (TEI's `normalize`), so the embedder gives the vectors before it.
-            let own = Embedder::from_dir(&args.model, device, &EmbedOverrides::default())
-                .with_context(|| format!("cannot load the model at {}", args.model.display()))?;
-            let normalizes = own.info().normalized;
-            drop(own);
+            let normalizes = encoder::SentenceTransformersConfig::read(&model)
+                .with_context(|| format!("cannot read the model at {}", model.display()))?
+                .is_some_and(|config| config.normalizes());
             let overrides = EmbedOverrides { normalize: Some(false), ..EmbedOverrides::default() };
-            let embedder = Embedder::from_dir(&args.model, device, &overrides)?;
+            let embedder = Embedder::from_dir(&model, device, &overrides)
+                .with_context(|| format!("cannot load the model at {}", model.display()))?;
             let (embedder, precision) = embedder.with_precision(args.precision)?;
             let tokenizer = embedder.encoder().tokenizer().clone();
             (
                 Backend::Embeddings { embedder, normalizes },
                 tokenizer,
                 precision,
-                args.model.display().to_string(),
+                model.display().to_string(),
                 "embedding",
             )
         }
