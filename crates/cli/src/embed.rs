@@ -5,7 +5,7 @@
 //! given override those settings, and the output says which.
 
 use crate::report::vectors::{render, VectorTable};
-use crate::shards::{self, Manifest, Shard};
+use crate::shards::{self, Manifest, Shard, ShardFile};
 use crate::{device, ModelArgs};
 use anyhow::{bail, Context, Result};
 use encoder::{EmbedOverrides, Embedder, Pooling, SentenceEncoder};
@@ -47,8 +47,9 @@ pub struct EmbedArgs {
     /// `--merge-shards N` joins the N shards into --output. Needs --output.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<Shard>,
-    /// Join the N shards written by `--shard K/N` runs into --output, in input order (loads no model).
-    #[arg(long, value_name = "N", conflicts_with_all = ["shard", "texts", "file"])]
+    /// Join the N shards written by `--shard K/N` runs into --output, in input order (loads no model). Every shard
+    /// is checked against its manifest and the others first; any mismatch stops the merge before it writes anything.
+    #[arg(long, value_name = "N", value_parser = shards::parse_count, conflicts_with_all = ["shard", "texts", "file"])]
     pub merge_shards: Option<usize>,
     #[command(flatten)]
     pub model: ModelArgs,
@@ -143,10 +144,17 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
     };
     print!("{}", render(&text_refs, &[VectorTable::new(kind.clone(), vectors.shallow_clone(), text_refs.len())]));
     if let Some(output) = &output {
-        write_vectors(output, &text_refs, &lines[range.clone()], &vectors)?;
+        let written = write_vectors(output, &text_refs, &lines[range.clone()], &vectors)?;
         println!("wrote {} vectors ({kind}) to {}", texts.len(), output.display());
         if let (Some(shard), Some(merged)) = (args.shard, &args.output) {
             let model = args.model.model.canonicalize().unwrap_or_else(|_| args.model.model.clone());
+            let format = shards::output_format(merged)?;
+            let file = ShardFile {
+                file: output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                rows: range.len(),
+                bytes: written.bytes,
+                sha256: written.sha256,
+            };
             let manifest = Manifest {
                 shard: shard.index,
                 shards: shard.count,
@@ -154,7 +162,15 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
                 count: range.len(),
                 total: all_texts.len(),
                 input_sha256: shards::fingerprint(&all_texts),
+                model: model.display().to_string(),
                 settings: format!("model {}, {kind}, max length {}", model.display(), info.max_length),
+                pooling: info.pooling.iter().map(ToString::to_string).collect::<Vec<_>>().join("+"),
+                normalized: info.normalized,
+                max_length: info.max_length,
+                precision: precision.precision.to_string(),
+                dtype: shards::DTYPE.to_string(),
+                dimension: usize::try_from(info.dimension).context("the model's dimension is negative")?,
+                files: [(format.to_string(), file)].into_iter().collect(),
             };
             let path = shards::write_manifest(merged, shard, &manifest)?;
             println!(
@@ -264,11 +280,22 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Writes the vectors: `.npy`, or JSON lines with each text, the line (or row) of the input file it came from, and
-/// its vector.
-fn write_vectors(path: &Path, texts: &[&str], sources: &[Option<u64>], vectors: &Tensor) -> Result<()> {
+/// Writes the vectors: `.npy` (float32), or JSON lines with each text, the line (or row) of the input file it came
+/// from, and its vector. Returns the file's length and SHA-256; errors name the file.
+fn write_vectors(path: &Path, texts: &[&str], sources: &[Option<u64>], vectors: &Tensor) -> Result<shards::Written> {
     match shards::output_format(path)? {
-        "npy" => atomic_files::write_via_path(path, |file| Ok(vectors.to_kind(tch::Kind::Float).write_npy(file)?)),
+        "npy" => {
+            let &[rows, cols] = vectors.size().as_slice() else {
+                bail!(
+                    "cannot write {}: the vectors have shape {:?}, not [texts, dimension]",
+                    path.display(),
+                    vectors.size()
+                );
+            };
+            let values = Vec::<f32>::try_from(vectors.to_kind(tch::Kind::Float).contiguous().view([-1]))
+                .with_context(|| format!("cannot write {}: the vectors cannot be read back", path.display()))?;
+            shards::write_npy(path, usize::try_from(rows)?, usize::try_from(cols)?, &values)
+        }
         _ => {
             let mut lines = String::new();
             for (i, (text, source)) in texts.iter().zip(sources).enumerate() {
@@ -280,7 +307,7 @@ fn write_vectors(path: &Path, texts: &[&str], sources: &[Option<u64>], vectors: 
                 lines.push_str(&serde_json::to_string(&record)?);
                 lines.push('\n');
             }
-            Ok(atomic_files::write(path, lines.as_bytes())?)
+            shards::write_bytes(path, lines.as_bytes())
         }
     }
 }

@@ -6,13 +6,13 @@ use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
-use crate::clean::clean_text;
 use crate::columns::Columns;
 use crate::error::{DatasetError, Location, Result};
 use crate::format::{FileFormat, TextEncoding};
 use crate::labels::UnknownLabels;
 use crate::report::{DropReason, DropReport};
 use crate::table::{for_each_row, TableSource};
+use text_prep::clean_text;
 
 /// The classes of a classification task: the raw label values in class order (value `i` is
 /// class `i`) and a display name for each.

@@ -44,13 +44,11 @@
 mod batch;
 mod cache;
 mod classification;
-mod clean;
 mod columns;
 mod conll;
 mod encode;
 mod error;
 mod format;
-mod html;
 mod jsonl;
 mod kaggle;
 mod labels;
@@ -68,14 +66,12 @@ pub use cache::{Cache, CacheKey, CacheReport, CacheStatus, KeyBuilder, CACHE_FOR
 pub use classification::{
     load_classification, ClassificationData, ClassificationExample, ClassificationOptions, LabelSpec,
 };
-pub use clean::{clean_text, normalize_chars};
 pub use encode::{
     align_labels, encode_classification, encode_ner, pad_id, rows, windows, word_starts, EncodeOptions, EncodeStats,
     Encoded, Row, Target, TokenTargets, Window, IGNORE_INDEX,
 };
 pub use error::{DatasetError, Location, Result};
 pub use format::{FileFormat, TextEncoding};
-pub use html::{html_to_text, is_py_whitespace, MarkupRejected};
 pub use labels::{NerLabels, UnknownLabels};
 pub use ner::{load_ner, NerData, NerOptions};
 pub use prepare::{
@@ -89,3 +85,4 @@ pub use split::{sample_indices, seeded_rng, shuffle, train_test_split, Split, Te
 pub use table::read_table;
 #[cfg(feature = "tch")]
 pub use tensor::TensorBatch;
+pub use text_prep::{clean_text, html_to_text, is_py_whitespace, normalize_chars, MarkupRejected};

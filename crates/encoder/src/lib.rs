@@ -41,4 +41,4 @@ pub use precision::{native_bf16, Precision, ResolvedPrecision};
 pub use sentence::{load_pretrained, EncodeOptions, ModelFiles, SentenceEncoder, TokenEmbeddings};
 pub use sentence_transformers::SentenceTransformersConfig;
 pub use tokenizer::BertTokenizer;
-pub use weights::{copy_encoder_weights, read_checkpoint, LoadReport};
+pub use weights::{copy_encoder_weights, copy_exactly, read_checkpoint, LoadReport};

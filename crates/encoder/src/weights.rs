@@ -83,34 +83,7 @@ pub fn copy_encoder_weights(
         .filter(|(name, _)| is_encoder_tensor(name))
         .collect();
 
-    let mut copied = 0;
-    let mut parameters = 0;
-    for (name, variable) in &variables {
-        let expected = variable.size();
-        let source = by_name.remove(name).ok_or_else(|| EncoderError::MissingTensor {
-            file: file.to_path_buf(),
-            name: name.clone(),
-            expected: expected.clone(),
-        })?;
-        if source.size() != expected {
-            return Err(EncoderError::ShapeMismatch {
-                file: file.to_path_buf(),
-                name: name.clone(),
-                expected,
-                found: source.size(),
-            });
-        }
-        let source = source.to_kind(variable.kind()).to_device(variable.device());
-        let mut variable = variable.shallow_clone();
-        tch::no_grad(|| variable.f_copy_(&source))?;
-        copied += 1;
-        parameters += variable.numel() as i64;
-    }
-    if !by_name.is_empty() {
-        let mut names: Vec<String> = by_name.into_keys().collect();
-        names.sort();
-        return Err(EncoderError::UnexpectedTensors { file: file.to_path_buf(), names });
-    }
+    let (copied, parameters) = copy_exactly(variables, by_name, file)?;
     skipped.sort();
     tracing::info!(
         file = %file.display(),
@@ -120,6 +93,40 @@ pub fn copy_encoder_weights(
         "copied the encoder weights"
     );
     Ok(LoadReport { file: file.to_path_buf(), copied, parameters, skipped })
+}
+
+/// Copies `tensors` (by name) into `variables`, converted to each variable's dtype and device: every variable must
+/// find its tensor with its shape, and every tensor its variable. The one strict copy of weights from a file (`file`
+/// names it in errors), for pretrained encoders and for checkpoints. Returns the tensors and values copied.
+pub fn copy_exactly(
+    variables: impl IntoIterator<Item = (String, Tensor)>,
+    mut tensors: HashMap<String, Tensor>,
+    file: &Path,
+) -> Result<(usize, i64)> {
+    let mut copied = 0;
+    let mut parameters = 0;
+    for (name, variable) in variables {
+        let expected = variable.size();
+        let source = tensors.remove(&name).ok_or_else(|| EncoderError::MissingTensor {
+            file: file.to_path_buf(),
+            name: name.clone(),
+            expected: expected.clone(),
+        })?;
+        if source.size() != expected {
+            return Err(EncoderError::ShapeMismatch { file: file.to_path_buf(), name, expected, found: source.size() });
+        }
+        let source = source.f_to_kind(variable.kind())?.f_to_device(variable.device())?;
+        let mut variable = variable.shallow_clone();
+        tch::no_grad(|| variable.f_copy_(&source))?;
+        copied += 1;
+        parameters += variable.numel() as i64;
+    }
+    if !tensors.is_empty() {
+        let mut names: Vec<String> = tensors.into_keys().collect();
+        names.sort();
+        return Err(EncoderError::UnexpectedTensors { file: file.to_path_buf(), names });
+    }
+    Ok((copied, parameters))
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@ use crate::error::{HeadsError, Result};
 use crate::freeze::FreezeStrategy;
 use crate::model::MultiTaskModel;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tch::{Device, Tensor};
 
@@ -106,31 +105,10 @@ impl MultiTaskModel {
         Ok(model)
     }
 
-    /// Copies `tensors` into the variables: every variable must be there with its shape, and nothing else.
+    /// Copies `tensors` into the variables: every variable must be there with its shape, and nothing else (the
+    /// encoder's strict copy, [`encoder::copy_exactly`]).
     fn copy_all(&self, tensors: Vec<(String, Tensor)>, file: &Path) -> Result<()> {
-        let mut by_name: HashMap<String, Tensor> = tensors.into_iter().collect();
-        for (name, variable) in self.named_parameters() {
-            let expected = variable.size();
-            let source = by_name.remove(&name).ok_or_else(|| HeadsError::MissingTensor {
-                file: file.to_path_buf(),
-                name: name.clone(),
-                expected: expected.clone(),
-            })?;
-            if source.size() != expected {
-                return Err(HeadsError::ShapeMismatch {
-                    file: file.to_path_buf(),
-                    name,
-                    expected,
-                    found: source.size(),
-                });
-            }
-            Self::copy_into(&variable, &source)?;
-        }
-        if !by_name.is_empty() {
-            let mut names: Vec<String> = by_name.into_keys().collect();
-            names.sort();
-            return Err(HeadsError::UnexpectedTensors { file: file.to_path_buf(), names });
-        }
+        encoder::copy_exactly(self.named_parameters(), tensors.into_iter().collect(), file)?;
         Ok(())
     }
 
@@ -411,7 +389,10 @@ mod tests {
             model.named_parameters().into_iter().filter(|(name, _)| name != "ner_head.bias").collect();
         Tensor::write_safetensors(&kept, dir.join(WEIGHTS_FILE)).expect("write");
         let err = MultiTaskModel::load(&dir, Device::Cpu).unwrap_err();
-        assert!(matches!(&err, HeadsError::MissingTensor { name, .. } if name == "ner_head.bias"), "{err}");
+        assert!(
+            matches!(&err, HeadsError::Encoder(encoder::EncoderError::MissingTensor { name, .. }) if name == "ner_head.bias"),
+            "{err}"
+        );
         assert!(err.to_string().contains("model.safetensors"), "{err}");
     }
 
@@ -436,7 +417,7 @@ mod tests {
         std::fs::write(&path, meta.to_string()).expect("write");
         let err = MultiTaskModel::load(&dir, Device::Cpu).unwrap_err();
         match &err {
-            HeadsError::ShapeMismatch { name, expected, found, .. } => {
+            HeadsError::Encoder(encoder::EncoderError::ShapeMismatch { name, expected, found, .. }) => {
                 assert!(name.starts_with("ner_head."), "{err}");
                 assert_eq!((expected[0], found[0]), (4, 5));
             }

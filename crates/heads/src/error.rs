@@ -63,36 +63,6 @@ pub enum HeadsError {
         /// The version this build reads.
         expected: u32,
     },
-    /// A weight file lacks a tensor the model needs.
-    #[error("{file}: missing tensor `{name}` (expected shape {expected:?})")]
-    MissingTensor {
-        /// The weight file.
-        file: PathBuf,
-        /// The variable name.
-        name: String,
-        /// The shape the model needs.
-        expected: Vec<i64>,
-    },
-    /// A tensor has another shape than the configuration implies (a checkpoint of another configuration).
-    #[error("{file}: tensor `{name}` has shape {found:?}, but the configuration needs {expected:?}")]
-    ShapeMismatch {
-        /// The weight file.
-        file: PathBuf,
-        /// The variable name.
-        name: String,
-        /// The shape the model needs.
-        expected: Vec<i64>,
-        /// The shape in the file.
-        found: Vec<i64>,
-    },
-    /// A weight file holds tensors the model does not have.
-    #[error("{file}: unexpected tensors {names:?} (not variables of a model with this configuration)")]
-    UnexpectedTensors {
-        /// The weight file.
-        file: PathBuf,
-        /// Their names.
-        names: Vec<String>,
-    },
     /// A weight file that cannot be read as safetensors (truncated, garbled, unsupported dtype).
     #[error("{file}: cannot read the weights: {message}")]
     InvalidWeights {

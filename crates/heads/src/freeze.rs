@@ -154,13 +154,6 @@ pub struct ParameterCount {
     pub total: i64,
 }
 
-impl fmt::Display for ParameterCount {
-    /// `heads_only: 14,611 / 108,906,259 trainable`
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} / {} trainable", self.strategy, thousands(self.trainable), thousands(self.total))
-    }
-}
-
 /// Which part of the model a variable belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Part {
@@ -455,38 +448,6 @@ pub fn parameter_table(model: &MultiTaskModel) -> Vec<ParameterCount> {
         .collect()
 }
 
-/// The counts as an aligned text table, one strategy a line, with thousands separators.
-pub fn format_parameter_table(rows: &[ParameterCount]) -> String {
-    let width = rows.iter().map(|row| row.strategy.len()).chain(["strategy".len()]).max().unwrap_or(0);
-    let mut text = format!("{:<width$}  {:>13}  {:>13}\n", "strategy", "trainable", "total");
-    for row in rows {
-        text.push_str(&format!(
-            "{:<width$}  {:>13}  {:>13}\n",
-            row.strategy,
-            thousands(row.trainable),
-            thousands(row.total)
-        ));
-    }
-    text
-}
-
-/// `108906259` → `108,906,259`.
-fn thousands(value: i64) -> String {
-    let digits: Vec<char> = value.unsigned_abs().to_string().chars().collect();
-    // The leading group has 1 to 3 digits (`to_string` gives at least one digit).
-    let (first, rest) = digits.split_at((digits.len().max(1) - 1) % 3 + 1);
-    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3 + 1);
-    if value < 0 {
-        grouped.push('-');
-    }
-    grouped.extend(first);
-    for group in rest.chunks(3) {
-        grouped.push(',');
-        grouped.extend(group);
-    }
-    grouped
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -747,9 +708,6 @@ mod tests {
         assert_eq!(counts["all_adaptive"], (108_906_259, 108_906_259));
         // Counting changed nothing.
         assert!(model.named_parameters().iter().all(|(_, tensor)| tensor.requires_grad()));
-        let text = format_parameter_table(&table);
-        assert!(text.contains("heads_only") && text.contains("14,611") && text.contains("108,906,259"), "{text}");
-        assert_eq!(table[1].to_string(), "heads_only: 14,611 / 108,906,259 trainable");
     }
 
     #[test]
@@ -766,8 +724,5 @@ mod tests {
             .map(|(_, tensor)| tensor.numel() as i64)
             .sum();
         assert_eq!(output.trainable, all.trainable - embeddings);
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(-1_234_567), "-1,234,567");
     }
 }

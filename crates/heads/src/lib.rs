@@ -56,10 +56,7 @@ pub mod task;
 pub use checkpoint::{CheckpointMeta, CHECKPOINT_FORMAT_VERSION};
 pub use config::MultiTaskConfig;
 pub use error::{HeadsError, Result};
-pub use freeze::{
-    format_parameter_table, parameter_table, takes_weight_decay, FreezeStrategy, LearningRates, ParamGroup,
-    ParameterCount,
-};
+pub use freeze::{parameter_table, takes_weight_decay, FreezeStrategy, LearningRates, ParamGroup, ParameterCount};
 pub use head::{ClassificationHead, TokenClassificationHead};
 pub use model::{MultiTaskModel, MultiTaskOutput};
 pub use pipeline::{Aggregation, ClassPrediction, EntitySpan, PredictOptions, Prediction, Predictor};

@@ -234,14 +234,6 @@ impl MultiTaskModel {
     pub fn f_ner_head(&self, token_states: &Tensor, train: bool) -> Result<Tensor> {
         self.ner()?.f_forward_t(token_states, train)
     }
-
-    /// Copies `source` into `variable` under `no_grad`, converted to the variable's dtype and device (shapes are
-    /// checked by the caller).
-    pub(crate) fn copy_into(variable: &Tensor, source: &Tensor) -> Result<()> {
-        let source = source.f_to_kind(variable.kind())?.f_to_device(variable.device())?;
-        let mut target = variable.shallow_clone();
-        tch::no_grad(|| target.f_copy_(&source)).map_err(HeadsError::from)
-    }
 }
 
 #[cfg(test)]

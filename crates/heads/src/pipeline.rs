@@ -4,10 +4,10 @@
 //! gradients, maps sub-tokens back to words and decodes the entities:
 //!
 //! - The class is predicted on the text cleaned as the classification training data was
-//!   ([`datasets::clean_text`]).
+//!   ([`text_prep::clean_text`]).
 //! - The entities are predicted on the raw text split into words as the NER training data is (BERT's pre-tokenizer
 //!   rule: whitespace, each punctuation mark a word). A text longer than the model is read in overlapping windows
-//!   (as training and evaluation read long sentences, [`datasets::windows`]), each token's prediction taken from the
+//!   (as training and evaluation read long sentences, [`text_prep::windows`]), each token's prediction taken from the
 //!   window where it has the most context. A word's tag comes from its sub-tokens' predictions by
 //!   [`Aggregation`]: the first sub-token's by default, as training and evaluation read it. The tags are read in
 //!   strict IOB2 (an `I-` with no `B-` before it starts no entity).
@@ -269,7 +269,7 @@ pub fn predict<S: AsRef<str>>(
     let _no_grad = tch::no_grad_guard();
 
     let class_probabilities = if model.has_task(Task::Classification) {
-        let cleaned: Vec<String> = texts.iter().map(|text| datasets::clean_text(text.as_ref())).collect();
+        let cleaned: Vec<String> = texts.iter().map(|text| text_prep::clean_text(text.as_ref())).collect();
         let cleaned_refs: Vec<&str> = cleaned.iter().map(String::as_str).collect();
         let class_encodings = tokenizer.encode_texts(&cleaned_refs)?;
         warn_truncated(&class_encodings, tokenizer, "texts truncated to the model's length for classification");
@@ -306,8 +306,7 @@ pub fn predict<S: AsRef<str>>(
 
 /// The overlap of consecutive windows: the option's, or the one training uses for the model's length.
 fn window_stride(options: &PredictOptions, tokenizer: &BertTokenizer) -> usize {
-    datasets::EncodeOptions { stride: options.stride, ..datasets::EncodeOptions::for_length(tokenizer.max_length()) }
-        .window_stride()
+    options.stride.unwrap_or_else(|| text_prep::default_stride(tokenizer.max_length()))
 }
 
 /// A text's words, their tags and its entities.
@@ -336,12 +335,12 @@ fn tag_texts<S: AsRef<str>>(
         .collect::<Result<_>>()?;
     // Texts longer than the model are read in overlapping windows: every window of every text is a row.
     let stride = window_stride(options, tokenizer);
-    let mut rows: Vec<(usize, datasets::Row)> = Vec::new();
+    let mut rows: Vec<(usize, text_prep::Row)> = Vec::new();
     for (text, encoding) in word_encodings.iter().enumerate() {
         let len = encoding.get_ids().len();
-        let windows = datasets::windows(len, tokenizer.max_length(), stride)
+        let windows = text_prep::windows(len, tokenizer.max_length(), stride)
             .map_err(|error| HeadsError::InvalidInput(error.to_string()))?;
-        rows.extend(datasets::rows(len, &windows).into_iter().map(|row| (text, row)));
+        rows.extend(text_prep::rows(len, &windows).into_iter().map(|row| (text, row)));
     }
     let windowed = word_encodings.iter().filter(|e| e.get_ids().len() > tokenizer.max_length()).count();
     if windowed > 0 {
@@ -767,9 +766,9 @@ mod tests {
         };
         let long = tag_words(&words);
         assert_eq!(long.len(), 23);
-        let windows = datasets::windows(25, 16, 4).expect("windows");
-        let rows = datasets::rows(25, &windows);
-        let owned = |row: &datasets::Row| row.positions.iter().zip(&row.owned).filter(|(_, &o)| o).count();
+        let windows = text_prep::windows(25, 16, 4).expect("windows");
+        let rows = text_prep::rows(25, &windows);
+        let owned = |row: &text_prep::Row| row.positions.iter().zip(&row.owned).filter(|(_, &o)| o).count();
         let (first, last) = (owned(&rows[0]), owned(&rows[rows.len() - 1]));
         assert!(first >= 7 && last >= 7, "{first} and {last} words owned at the ends");
         assert_eq!(long[..first], tag_words(&words[..14])[..first]);

@@ -12,7 +12,7 @@ use crate::run::{DataConfig, Resolved, RunConfig, TaskFiles, TestSize};
 use anyhow::{bail, Context, Result};
 use data::{build_model, load_data, resolve_sources};
 use distributed::ProcessGroup;
-use heads::{format_parameter_table, parameter_table, ParameterCount};
+use heads::{parameter_table, ParameterCount};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -158,7 +158,7 @@ fn run_in(plan: &Plan<'_>, sources: data::Sources, run_dir: Option<&ClaimedRun>)
 
     transcript.heading("Task 3: freezing strategies");
     let table = parameter_table(&model);
-    transcript.block(&format_parameter_table(&table));
+    transcript.block(&crate::report::parameter_table_text(&table));
 
     let processes = plan.group.map_or(1, ProcessGroup::world_size);
     transcript

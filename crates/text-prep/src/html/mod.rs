@@ -685,7 +685,7 @@ fn attrfind_end(raw: &str, k: usize) -> Option<usize> {
 /// whose keyword is missing or unknown.
 ///
 /// ```
-/// use datasets::html_to_text;
+/// use text_prep::html_to_text;
 /// assert_eq!(html_to_text("good.<br /><br />The &amp; end").unwrap(), "good.The & end");
 /// ```
 pub fn html_to_text(markup: &str) -> Result<String, MarkupRejected> {

@@ -40,7 +40,7 @@ pub fn normalize_chars(text: &str, out: &mut String) {
 /// notebook raise), the text is cleaned as it is, without HTML extraction.
 ///
 /// ```
-/// use datasets::clean_text;
+/// use text_prep::clean_text;
 /// assert_eq!(clean_text("Great film.<br /><br />10/10 &amp; more"), "Great film.1010 more");
 /// ```
 pub fn clean_text(text: &str) -> String {
