@@ -37,6 +37,10 @@ pub struct EmbedArgs {
     /// Truncate texts at this many tokens [default: the model's `max_seq_length`, else its positions].
     #[arg(long)]
     pub max_length: Option<usize>,
+    /// Texts longer than the limit: `truncate` (the model's own vectors, as sentence-transformers gives them) or
+    /// `chunk` (read in overlapping chunks of the limit, their vectors averaged: nothing is cut off).
+    #[arg(long, default_value = "truncate")]
+    pub long_text: encoder::LongText,
     /// Texts per forward pass.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
@@ -93,6 +97,7 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
             None
         },
         max_length: args.max_length,
+        long_text: args.long_text,
     };
     let embedder = Embedder::from_dir(&args.model.model, device, &overrides).with_context(|| {
         format!(
@@ -134,10 +139,14 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
         let embeddings = embedder.embed(&text_refs, args.batch_size)?;
         if embeddings.truncated > 0 {
             println!(
-                "{} of {} texts are longer than {} tokens: truncated\n",
+                "{} of {} texts are longer than {} tokens: {}\n",
                 embeddings.truncated,
                 text_refs.len(),
-                info.max_length
+                info.max_length,
+                match args.long_text {
+                    encoder::LongText::Truncate => "truncated (--long-text chunk reads them in chunks)",
+                    encoder::LongText::Chunk => "read in overlapping chunks, averaged",
+                }
             );
         }
         embeddings.vectors
@@ -163,7 +172,12 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
                 total: all_texts.len(),
                 input_sha256: shards::fingerprint(&all_texts),
                 model: model.display().to_string(),
-                settings: format!("model {}, {kind}, max length {}", model.display(), info.max_length),
+                settings: format!(
+                    "model {}, {kind}, max length {}, long texts {:?}",
+                    model.display(),
+                    info.max_length,
+                    info.long_text
+                ),
                 pooling: info.pooling.iter().map(ToString::to_string).collect::<Vec<_>>().join("+"),
                 normalized: info.normalized,
                 max_length: info.max_length,

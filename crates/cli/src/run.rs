@@ -371,13 +371,15 @@ pub fn utc_stamp() -> String {
     format!("{:04}{:02}{:02}-{:02}{:02}{:02}", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second())
 }
 
-/// How long a rank of a data-parallel run waits for the others (at the rendezvous, and at each gradient sum) before
-/// it gives up: PyTorch's default. A rank that exits is noticed at once.
+/// How long a rank of a data-parallel run waits for the others at each gradient sum before it gives up: PyTorch's
+/// default. A rank that exits is noticed at once. Forming the group has its own limit: `BERTMT_RENDEZVOUS_TIMEOUT`
+/// seconds, 10 minutes when unset (`distributed::GroupConfig::from_vars`).
 pub const COLLECTIVE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Joins the data-parallel group described by torchrun's variables (`WORLD_SIZE`, `RANK`, `MASTER_ADDR`, ...), if
 /// they are set: every rank then runs the same command and trains its share of each batch, and only rank 0 shows
-/// and writes the run.
+/// and writes the run. While the ranks wait for one another, each prints every 30 s who is missing and how long it
+/// will still wait.
 pub fn join_group(device: tch::Device) -> Result<Option<ProcessGroup>> {
     let group_config = GroupConfig::from_vars(|name| std::env::var(name).ok(), COLLECTIVE_TIMEOUT)?;
     if group_config.is_some() && device != tch::Device::Cpu {
@@ -387,8 +389,24 @@ pub fn join_group(device: tch::Device) -> Result<Option<ProcessGroup>> {
             crate::device::describe(device)
         );
     }
-    let group =
-        group_config.as_ref().map(ProcessGroup::connect).transpose().context("cannot join the data-parallel group")?;
+    let group = group_config
+        .as_ref()
+        .map(|config| {
+            ProcessGroup::connect_with_progress(config, |progress| eprintln!("{progress}")).map_err(|error| {
+                let waited =
+                    matches!(&error, distributed::DistributedError::Rendezvous { missing, .. } if !missing.is_empty());
+                let context = if waited {
+                    format!(
+                        "cannot join the data-parallel group ({} sets how many seconds the ranks wait for each other)",
+                        distributed::RENDEZVOUS_TIMEOUT_VARIABLE
+                    )
+                } else {
+                    "cannot join the data-parallel group".to_owned()
+                };
+                anyhow::Error::new(error).context(context)
+            })
+        })
+        .transpose()?;
     if let Some(group) = &group {
         tracing::info!(rank = group.rank(), processes = group.world_size(), "data-parallel run");
     }

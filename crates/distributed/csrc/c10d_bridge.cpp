@@ -1,6 +1,7 @@
-// Thin extern "C" bridge to libtorch's own c10d: a TCPStore rendezvous plus a Gloo process group (CPU tensors).
-// `tch` binds none of it. Tensors arrive as the `at::Tensor*` handles that `tch` holds; a collective copies each
-// handle (same TensorImpl, same storage) and writes the result into the caller's storage.
+// Thin extern "C" bridge to libtorch's own c10d: a TCPStore (created, added to and checked from Rust, which drives
+// the rendezvous) plus a Gloo process group on it (CPU tensors). `tch` binds none of it. Tensors arrive as the
+// `at::Tensor*` handles that `tch` holds; a collective copies each handle (same TensorImpl, same storage) and writes
+// the result into the caller's storage.
 //
 // No C++ exception crosses this boundary. Every fallible call returns a status (0: success; see the codes below)
 // and, on failure, stores a malloc'd message in `*err` that the caller frees with bertmt_c10d_free_message.
@@ -10,6 +11,7 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/distributed/c10d/TCPStoreBackend.hpp>
 
 #include <ATen/core/grad_mode.h>
 
@@ -149,36 +151,111 @@ std::vector<std::string> split_commas(const std::string& s) {
 extern "C" {
 
 typedef struct bertmt_c10d_group bertmt_c10d_group;
+typedef struct bertmt_c10d_store bertmt_c10d_store;
 
 void bertmt_c10d_free_message(char* message) { std::free(message); }
 
-// Joins (rank 0: hosts) the TCPStore at master_addr:master_port and connects the Gloo mesh; blocks until all
-// `world_size` ranks arrive or `timeout_ms` passes. `interfaces`: comma-separated network interfaces for Gloo's TCP
-// device (GLOO_SOCKET_IFNAME); null or "" -> master_addr itself when it is a loopback address, else gloo's default
-// device (this machine's hostname, falling back to loopback). `timeout_ms` (> 0) is also every collective's timeout.
-int bertmt_c10d_group_new(const char* master_addr, int master_port, int rank, int world_size, const char* interfaces,
-                          int64_t timeout_ms, bertmt_c10d_group** out, char** err) {
+// The rendezvous store, on its own: rank 0 hosts it (and is also a client of it), the others are clients. The
+// Rust side drives the rendezvous with these calls (so that it can report progress and bound every wait), then
+// hands the store to bertmt_c10d_group_new.
+struct bertmt_c10d_store {
+  c10::intrusive_ptr<c10d::TCPStore> tcp;
+};
+
+// Creates the store at master_addr:master_port: as its server (is_server != 0: listening on `listen_fd`, a bound and
+// listening TCP socket the store takes over, or binding the port itself when listen_fd < 0) and as a client
+// connected to it. Does not wait for the other ranks (waitWorkers = false). `timeout_ms` (> 0) bounds the client's
+// connection and is the store's default timeout for its waits. The callers reach the store first with a TCP probe,
+// so the connection normally succeeds at once.
+int bertmt_c10d_store_new(const char* master_addr, int master_port, int is_server, int world_size, int listen_fd,
+                          int64_t timeout_ms, bertmt_c10d_store** out, char** err) {
   if (out != nullptr) *out = nullptr;
   return guarded(err, [&] {
     if (out == nullptr) throw Rejected("no output pointer");
     if (master_addr == nullptr || *master_addr == '\0') throw Rejected("empty master address");
     if (master_port <= 0 || master_port >= 65536) throw Rejected("bad master port " + std::to_string(master_port));
-    if (world_size < 1 || rank < 0 || rank >= world_size)
-      throw Rejected("bad rank " + std::to_string(rank) + " for world size " + std::to_string(world_size));
+    if (world_size < 1) throw Rejected("bad world size " + std::to_string(world_size));
     if (timeout_ms <= 0) throw Rejected("the timeout must be positive");
-    auto timeout = std::chrono::milliseconds(timeout_ms);
-
     c10d::TCPStoreOptions so;
     so.port = static_cast<uint16_t>(master_port);
-    so.isServer = rank == 0;
+    so.isServer = is_server != 0;
     so.numWorkers = static_cast<size_t>(world_size);
-    so.waitWorkers = true;
-    so.timeout = timeout;
+    so.waitWorkers = false;
+    so.timeout = std::chrono::milliseconds(timeout_ms);
+    if (so.isServer && listen_fd >= 0) so.masterListenFd = listen_fd;
     auto tcp = c10::make_intrusive<c10d::TCPStore>(std::string(master_addr), so);
-    // The key prefix torch.distributed uses for its default group.
-    c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::PrefixStore>("default_pg", tcp);
+    *out = new bertmt_c10d_store{tcp};
+  });
+}
 
-    auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
+// Adds `delta` to the integer at `key` (created at 0) and stores the new value in *value.
+int bertmt_c10d_store_add(bertmt_c10d_store* store, const char* key, int64_t delta, int64_t* value, char** err) {
+  return guarded(err, [&] {
+    if (store == nullptr || key == nullptr || value == nullptr) throw Rejected("null argument");
+    *value = store->tcp->add(std::string(key), delta);
+  });
+}
+
+// *ready = 1 when every one of the `n` keys exists, else 0. Does not wait.
+int bertmt_c10d_store_check(bertmt_c10d_store* store, const char* const* keys, size_t n, int* ready, char** err) {
+  return guarded(err, [&] {
+    if (store == nullptr || ready == nullptr || (keys == nullptr && n > 0)) throw Rejected("null argument");
+    std::vector<std::string> list;
+    list.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      if (keys[i] == nullptr) throw Rejected("null key");
+      list.emplace_back(keys[i]);
+    }
+    *ready = store->tcp->check(list) ? 1 : 0;
+  });
+}
+
+void bertmt_c10d_store_free(bertmt_c10d_store* store) {
+  try {
+    delete store;  // rank 0's server stops once no group holds the store any more
+  } catch (...) {
+  }
+}
+
+// Writes into `buf` (at least 10 bytes) what a TCPStore client sends first: a VALIDATE query with the store's magic
+// number, then a PING query with `nonce`, which a TCPStore server answers with the same 4 bytes. The byte layout
+// is TCPStore.cpp's (a query type byte, then the value in host order), the constants those of the libtorch this
+// bridge is built against. Returns the number of bytes written, or 0 when `cap` is too small.
+size_t bertmt_c10d_store_ping_request(uint32_t nonce, uint8_t* buf, size_t cap) {
+  constexpr size_t kLen = 2 * (1 + sizeof(uint32_t));
+  if (buf == nullptr || cap < kLen) return 0;
+  const uint32_t magic = c10d::detail::validationMagicNumber;
+  buf[0] = static_cast<uint8_t>(c10d::detail::QueryType::VALIDATE);
+  std::memcpy(buf + 1, &magic, sizeof magic);
+  buf[5] = static_cast<uint8_t>(c10d::detail::QueryType::PING);
+  std::memcpy(buf + 6, &nonce, sizeof nonce);
+  return kLen;
+}
+
+// Connects the Gloo mesh of `world_size` ranks through `store` (which the group keeps a reference to; the caller
+// still frees its handle). Every rank must have joined the store already. `master_addr` picks Gloo's device when
+// `interfaces` (comma-separated, GLOO_SOCKET_IFNAME) is null or "": master_addr itself when it is a loopback
+// address, else gloo's default device (this machine's hostname, falling back to loopback). `connect_ms` (> 0)
+// bounds connecting the mesh; `timeout_ms` (> 0) is every collective's timeout.
+int bertmt_c10d_group_new(bertmt_c10d_store* store, int rank, int world_size, const char* master_addr,
+                          const char* interfaces, int64_t connect_ms, int64_t timeout_ms, bertmt_c10d_group** out,
+                          char** err) {
+  if (out != nullptr) *out = nullptr;
+  return guarded(err, [&] {
+    if (out == nullptr || store == nullptr) throw Rejected("null argument");
+    if (master_addr == nullptr || *master_addr == '\0') throw Rejected("empty master address");
+    if (world_size < 1 || rank < 0 || rank >= world_size)
+      throw Rejected("bad rank " + std::to_string(rank) + " for world size " + std::to_string(world_size));
+    if (timeout_ms <= 0 || connect_ms <= 0) throw Rejected("the timeouts must be positive");
+    auto timeout = std::chrono::milliseconds(timeout_ms);
+    auto connect = std::chrono::milliseconds(connect_ms);
+
+    // Gloo's own rendezvous (each rank's address) goes through the store, waiting at most `connect`.
+    store->tcp->setTimeout(connect);
+    // The key prefix torch.distributed uses for its default group.
+    c10::intrusive_ptr<c10d::Store> prefixed = c10::make_intrusive<c10d::PrefixStore>("default_pg", store->tcp);
+
+    auto opts = c10d::ProcessGroupGloo::Options::create(connect);
     std::vector<std::string> ifaces = split_commas(interfaces != nullptr ? interfaces : "");
     if (!ifaces.empty()) {
       for (const auto& iface : ifaces) opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(iface));
@@ -189,9 +266,11 @@ int bertmt_c10d_group_new(const char* master_addr, int master_port, int rank, in
                                        : c10d::ProcessGroupGloo::createDefaultDevice());
     }
     opts->threads = 2;
-    // Connects the full mesh (unless TORCH_GLOO_LAZY_INIT=1); blocks until all ranks arrive or the timeout.
-    auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world_size, opts);
-    *out = reinterpret_cast<bertmt_c10d_group*>(new Group{store, pg, rank, world_size, timeout});
+    // Connects the full mesh (unless TORCH_GLOO_LAZY_INIT=1); blocks until every rank connects or `connect` passes.
+    auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank, world_size, opts);
+    pg->setTimeout(timeout);
+    store->tcp->setTimeout(timeout);
+    *out = reinterpret_cast<bertmt_c10d_group*>(new Group{prefixed, pg, rank, world_size, timeout});
   });
 }
 

@@ -22,6 +22,7 @@
 //! | `MASTER_ADDR` | address or hostname of rank 0's machine |
 //! | `MASTER_PORT` | a free TCP port on that machine |
 //! | `GLOO_SOCKET_IFNAME` | optional: the network interface(s) Gloo uses, comma-separated (as in PyTorch) |
+//! | `BERTMT_RENDEZVOUS_TIMEOUT` | optional: seconds the ranks wait for one another to form the group (600) |
 //!
 //! `LOCAL_RANK` and the other torchrun variables are ignored. Without `GLOO_SOCKET_IFNAME`, Gloo listens on
 //! `MASTER_ADDR` itself when that is a loopback address, else on the address this machine's hostname resolves to
@@ -42,11 +43,26 @@
 //! host 10.0.0.2: WORLD_SIZE=2 RANK=1 MASTER_ADDR=10.0.0.1 MASTER_PORT=29500 GLOO_SOCKET_IFNAME=eth0 <program>
 //! ```
 //!
-//! Creating the group blocks until every rank has arrived or the timeout has passed.
+//! Creating the group blocks until every rank has arrived or the rendezvous timeout
+//! ([`GroupConfig::rendezvous_timeout`]) has passed. Rank 0 listens on `MASTER_PORT` itself and hosts the store
+//! there; the other ranks retry connecting until its store answers, then every rank announces itself in the store
+//! and waits for the rest. While waiting, every [`GroupConfig::progress_interval`] (30 s by default) each rank
+//! reports who is missing and how long it will still wait ([`RendezvousProgress`], through
+//! [`ProcessGroup::connect_with_progress`] or as a `tracing` warning): rank 0, and the others once they reach its
+//! store, name the ranks that have not joined; before that, a rank says it is still connecting to
+//! `MASTER_ADDR:MASTER_PORT` and why the last attempt failed.
 //!
 //! # Failures
 //!
-//! The timeout given at creation bounds the rendezvous and every collective. A peer that exits (or is killed)
+//! Some failures are known at once and reported without waiting: a `MASTER_ADDR` that does not resolve
+//! ([`DistributedError::Unresolvable`]), a `MASTER_PORT` that another program holds on rank 0's machine
+//! ([`DistributedError::Listen`]), a program at `MASTER_ADDR:MASTER_PORT` that accepts connections but does not
+//! answer as a store within 10 s ([`DistributedError::NotRendezvous`]), a `RANK` started twice or ranks with
+//! different `WORLD_SIZE`s ([`DistributedError::Membership`]). At the rendezvous timeout the
+//! [`DistributedError::Rendezvous`] error names the address and the ranks that did not join; when rank 0 gives up
+//! (or exits), the ranks waiting in its store stop at once.
+//!
+//! The timeout given at creation bounds every collective. A peer that exits (or is killed)
 //! closes its connections, and the collectives of the other ranks fail at once with
 //! [`DistributedError::Collective`]; a peer that hangs makes them fail after the timeout. A group whose collective
 //! failed is broken for good (every later collective fails too): drop it.
@@ -88,6 +104,16 @@ use std::time::{Duration, Instant};
 use tch::{Device, Kind, Tensor};
 use torch_sys::C_tensor;
 
+mod rendezvous;
+
+pub use rendezvous::{
+    RendezvousProgress, Waiting, DEFAULT_PROGRESS_INTERVAL, DEFAULT_RENDEZVOUS_TIMEOUT, RENDEZVOUS_TIMEOUT_VARIABLE,
+};
+
+/// The least time Gloo gets to connect its mesh once every rank has joined the store, however little of the
+/// rendezvous timeout is left.
+const MIN_MESH_TIME: Duration = Duration::from_secs(5);
+
 /// What went wrong: a bad torchrun variable, a bad argument, a rendezvous that did not complete, or a collective that
 /// failed (a peer gone or hung).
 #[derive(Debug, thiserror::Error)]
@@ -110,9 +136,50 @@ pub enum DistributedError {
         /// What is wrong with it.
         message: String,
     },
-    /// The process group could not be formed: the rendezvous store was unreachable, or not every rank arrived within
-    /// the timeout.
-    #[error("rank {rank} of {world_size} could not form the process group at {master} within {timeout:?}: {message}")]
+    /// `MASTER_ADDR` does not resolve to an address (reported at once, without waiting).
+    #[error("MASTER_ADDR {address:?} (rank {rank}) does not resolve to an address: {message}")]
+    Unresolvable {
+        /// The address or hostname as given.
+        address: String,
+        /// This process's rank.
+        rank: usize,
+        /// The resolver's message.
+        message: String,
+    },
+    /// Rank 0 could not listen on `MASTER_PORT` (reported at once, without waiting).
+    #[error("rank 0 cannot listen on MASTER_PORT {port}: {reason}")]
+    Listen {
+        /// `MASTER_PORT`.
+        port: u16,
+        /// What happened, e.g. that another program holds the port.
+        reason: String,
+    },
+    /// A program answered at `MASTER_ADDR:MASTER_PORT`, but it is not rank 0's rendezvous store.
+    #[error(
+        "rank {rank} of {world_size}: {master} answered but is not the training group's rank 0: {reason}; another \
+         program listens there, or MASTER_ADDR/MASTER_PORT are not those rank 0 was given"
+    )]
+    NotRendezvous {
+        /// `MASTER_ADDR:MASTER_PORT`.
+        master: String,
+        /// This process's rank.
+        rank: usize,
+        /// The number of ranks expected.
+        world_size: usize,
+        /// What it did instead of answering as a store.
+        reason: String,
+    },
+    /// The ranks that met disagree on the group itself (a rank started twice, different `WORLD_SIZE`s).
+    #[error("the process group at {master} cannot be formed: {message}")]
+    Membership {
+        /// `MASTER_ADDR:MASTER_PORT`.
+        master: String,
+        /// What differs.
+        message: String,
+    },
+    /// The process group could not be formed: not every rank arrived within the rendezvous timeout, rank 0's store
+    /// stopped answering, or Gloo's connections failed.
+    #[error("rank {rank} of {world_size} could not form the process group at {master}: {message}")]
     Rendezvous {
         /// `MASTER_ADDR:MASTER_PORT`, where rank 0 hosts the store.
         master: String,
@@ -120,9 +187,12 @@ pub enum DistributedError {
         rank: usize,
         /// The number of ranks expected.
         world_size: usize,
-        /// How long it waited.
+        /// The rendezvous timeout.
         timeout: Duration,
-        /// libtorch's message.
+        /// The ranks known not to have joined: those missing from the store, or rank 0 alone when this rank never
+        /// reached it (the others cannot be seen without it); empty when the failure was something else.
+        missing: Vec<usize>,
+        /// What happened: at the timeout, who did not join within it; else libtorch's message.
         message: String,
     },
     /// A collective failed while talking to the peers; the group is unusable from then on.
@@ -133,6 +203,26 @@ pub enum DistributedError {
         /// Gloo's message and what it means (e.g. that a peer process exited).
         message: String,
     },
+}
+
+/// A duration for a person: `450ms`, `1.5s`, `25s`, `9m30s`, `10m`, `1h05m`.
+pub(crate) fn describe_duration(duration: Duration) -> String {
+    // Whole seconds from 10 s up, rounded to the nearest.
+    let seconds = (duration + Duration::from_millis(500)).as_secs();
+    if duration < Duration::from_secs(1) {
+        format!("{}ms", duration.as_millis())
+    } else if duration < Duration::from_secs(10) && duration.subsec_millis() >= 100 {
+        format!("{:.1}s", duration.as_secs_f64())
+    } else if seconds < 60 {
+        format!("{seconds}s")
+    } else if seconds < 3600 {
+        match seconds % 60 {
+            0 => format!("{}m", seconds / 60),
+            rest => format!("{}m{rest:02}s", seconds / 60),
+        }
+    } else {
+        format!("{}h{:02}m", seconds / 3600, seconds % 3600 / 60)
+    }
 }
 
 fn describe_value(value: &Option<String>) -> String {
@@ -158,13 +248,22 @@ pub struct GroupConfig {
     pub world_size: usize,
     /// Network interfaces for Gloo's connections (`GLOO_SOCKET_IFNAME`); empty: chosen as the crate docs describe.
     pub interfaces: Vec<String>,
-    /// Bound on the rendezvous and on each collective.
+    /// Bound on each collective (a peer that hangs makes the others fail after it).
     pub timeout: Duration,
+    /// Bound on forming the group (the rendezvous): how long a rank waits for the others to start and join.
+    pub rendezvous_timeout: Duration,
+    /// How often a rank still waiting at the rendezvous reports who is missing (see
+    /// [`ProcessGroup::connect_with_progress`]); [`DEFAULT_PROGRESS_INTERVAL`] by default.
+    pub progress_interval: Duration,
 }
 
 impl GroupConfig {
     /// The configuration that the torchrun variables describe (see the crate docs), looked up with `get`; `None` when
     /// `WORLD_SIZE` is unset or `1` (a single process). Every variable is checked here, before any connection.
+    ///
+    /// `timeout` bounds each collective. The rendezvous timeout is `BERTMT_RENDEZVOUS_TIMEOUT` seconds when that
+    /// variable is set, else [`DEFAULT_RENDEZVOUS_TIMEOUT`] (10 minutes) or `timeout` if shorter; progress is
+    /// reported every [`DEFAULT_PROGRESS_INTERVAL`].
     pub fn from_vars(get: impl Fn(&str) -> Option<String>, timeout: Duration) -> Result<Option<GroupConfig>> {
         let Some(world) = get("WORLD_SIZE") else { return Ok(None) };
         let world_size = match world.parse::<usize>() {
@@ -197,7 +296,29 @@ impl GroupConfig {
         let interfaces = get("GLOO_SOCKET_IFNAME")
             .map(|names| names.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect())
             .unwrap_or_default();
-        Ok(Some(GroupConfig { master_addr, master_port, rank, world_size, interfaces, timeout }))
+        let rendezvous_timeout = match get(RENDEZVOUS_TIMEOUT_VARIABLE) {
+            Some(value) => match value.trim().parse::<f64>().ok().and_then(|s| Duration::try_from_secs_f64(s).ok()) {
+                Some(limit) if limit >= Duration::from_millis(1) => limit,
+                _ => {
+                    return Err(env_error(
+                        RENDEZVOUS_TIMEOUT_VARIABLE,
+                        Some(value),
+                        "a positive number of seconds (how long to wait for every rank to join)",
+                    ))
+                }
+            },
+            None => DEFAULT_RENDEZVOUS_TIMEOUT.min(timeout),
+        };
+        Ok(Some(GroupConfig {
+            master_addr,
+            master_port,
+            rank,
+            world_size,
+            interfaces,
+            timeout,
+            rendezvous_timeout,
+            progress_interval: DEFAULT_PROGRESS_INTERVAL,
+        }))
     }
 
     /// `MASTER_ADDR:MASTER_PORT` as one address (IPv6 addresses in brackets).
@@ -246,7 +367,9 @@ const SUMMABLE: [Kind; 8] =
 
 impl ProcessGroup {
     /// Forms the group described by the torchrun variables of this process (see the crate docs); `None` when
-    /// `WORLD_SIZE` is unset or `1`. `timeout` bounds the rendezvous and every collective.
+    /// `WORLD_SIZE` is unset or `1`. `timeout` bounds every collective; the rendezvous timeout is
+    /// `BERTMT_RENDEZVOUS_TIMEOUT` seconds, else 10 minutes or `timeout` if shorter ([`GroupConfig::from_vars`]).
+    /// Progress while waiting goes to `tracing` ([`ProcessGroup::connect`]).
     pub fn from_env(timeout: Duration) -> Result<Option<ProcessGroup>> {
         let get = |name: &str| std::env::var_os(name).map(|value| value.to_string_lossy().into_owned());
         match GroupConfig::from_vars(get, timeout)? {
@@ -271,11 +394,45 @@ impl ProcessGroup {
             world_size,
             interfaces: Vec::new(),
             timeout,
+            rendezvous_timeout: timeout,
+            progress_interval: DEFAULT_PROGRESS_INTERVAL,
         })
     }
 
-    /// Forms the group that `config` describes (see [`ProcessGroup::new`]).
+    /// Forms the group that `config` describes; blocks until every rank has arrived or `config.rendezvous_timeout`
+    /// has passed. While it waits, every `config.progress_interval` it logs who is missing and how long is left as
+    /// a `tracing` warning (see [`ProcessGroup::connect_with_progress`] to show them otherwise).
     pub fn connect(config: &GroupConfig) -> Result<ProcessGroup> {
+        Self::connect_with_progress(config, |progress| tracing::warn!("{progress}"))
+    }
+
+    /// Forms the group that `config` describes, as [`ProcessGroup::connect`], calling `on_progress` every
+    /// `config.progress_interval` while it waits: which ranks have not joined (rank 0 counts them in its store; the
+    /// other ranks say so too once they reach it, and until then that they are still connecting to
+    /// `MASTER_ADDR:MASTER_PORT`) and how long is left.
+    ///
+    /// Fails at once when `MASTER_ADDR` does not resolve ([`DistributedError::Unresolvable`]), when rank 0 cannot
+    /// listen on `MASTER_PORT` ([`DistributedError::Listen`], e.g. another program holds it), or when a program
+    /// that is not rank 0's store answers there ([`DistributedError::NotRendezvous`]); at the rendezvous timeout
+    /// with a [`DistributedError::Rendezvous`] naming the address and the missing ranks.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), distributed::DistributedError> {
+    /// use std::time::Duration;
+    /// use distributed::{GroupConfig, ProcessGroup};
+    ///
+    /// let get = |name: &str| std::env::var(name).ok();
+    /// if let Some(config) = GroupConfig::from_vars(get, Duration::from_secs(1800))? {
+    ///     let group = ProcessGroup::connect_with_progress(&config, |progress| eprintln!("{progress}"))?;
+    /// #   drop(group);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn connect_with_progress(
+        config: &GroupConfig,
+        mut on_progress: impl FnMut(&RendezvousProgress),
+    ) -> Result<ProcessGroup> {
         const OPERATION: &str = "process group creation";
         let refuse = |message: String| DistributedError::Argument { operation: OPERATION, message };
         if config.world_size == 0 || config.rank >= config.world_size {
@@ -288,6 +445,10 @@ impl ProcessGroup {
             return Err(refuse("master port 0 is not a port to connect to".to_owned()));
         }
         let timeout_ms = timeout_millis(config.timeout).map_err(refuse)?;
+        timeout_millis(config.rendezvous_timeout).map_err(|message| refuse(format!("rendezvous {message}")))?;
+        if config.progress_interval.is_zero() {
+            return Err(refuse("the progress interval is zero".to_owned()));
+        }
         let addr = CString::new(config.master_addr.as_str())
             .map_err(|_| refuse(format!("master address {:?} contains a NUL byte", config.master_addr)))?;
         if config.master_addr.trim().is_empty() {
@@ -299,29 +460,38 @@ impl ProcessGroup {
         let master = config.master();
         tracing::debug!(rank = config.rank, world_size = config.world_size, %master, "joining the process group");
         let started = Instant::now();
+        let joined = rendezvous::rendezvous(config, &mut on_progress)?;
+        // Every rank is in the store: Gloo's mesh follows at once. A rank whose Gloo ports cannot be reached makes
+        // it fail after the time left (at least MIN_MESH_TIME).
+        let connect = joined.deadline.saturating_duration_since(Instant::now()).max(MIN_MESH_TIME);
+        let connect_ms = timeout_millis(connect).map_err(refuse)?;
         let mut raw: *mut ffi::Group = std::ptr::null_mut();
         let mut message: *mut c_char = std::ptr::null_mut();
-        // SAFETY: the strings are NUL-terminated and outlive the call; `raw` and `message` are valid out-pointers.
+        // SAFETY: the store is live; the strings are NUL-terminated and outlive the call; `raw` and `message` are
+        // valid out-pointers. The group takes its own reference to the store.
         let status = unsafe {
             ffi::bertmt_c10d_group_new(
-                addr.as_ptr(),
-                c_int::from(config.master_port),
+                joined.store.as_ptr(),
                 rank,
                 world_size,
+                addr.as_ptr(),
                 interfaces.as_ptr(),
+                connect_ms,
                 timeout_ms,
                 &mut raw,
                 &mut message,
             )
         };
+        drop(joined);
         let failure = |message: String| match status {
             ffi::REJECTED => refuse(message),
             _ => DistributedError::Rendezvous {
                 master: master.clone(),
                 rank: config.rank,
                 world_size: config.world_size,
-                timeout: config.timeout,
-                message,
+                timeout: config.rendezvous_timeout,
+                missing: Vec::new(),
+                message: format!("every rank joined, but Gloo's connections failed: {message}"),
             },
         };
         if status != ffi::OK {
@@ -351,7 +521,7 @@ impl ProcessGroup {
         self.world_size
     }
 
-    /// The bound on each collective (and on the rendezvous) given at creation.
+    /// The bound on each collective given at creation.
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
@@ -501,6 +671,12 @@ mod ffi {
         _opaque: [u8; 0],
     }
 
+    /// The C++ `bertmt_c10d_store` (a `TCPStore`).
+    #[repr(C)]
+    pub struct Store {
+        _opaque: [u8; 0],
+    }
+
     /// Success.
     pub const OK: c_int = 0;
     /// Refused before any communication.
@@ -509,12 +685,40 @@ mod ffi {
     extern "C" {
         pub fn bertmt_c10d_free_message(message: *mut c_char);
         #[allow(clippy::too_many_arguments)]
-        pub fn bertmt_c10d_group_new(
+        pub fn bertmt_c10d_store_new(
             master_addr: *const c_char,
             master_port: c_int,
+            is_server: c_int,
+            world_size: c_int,
+            listen_fd: c_int,
+            timeout_ms: i64,
+            out: *mut *mut Store,
+            message: *mut *mut c_char,
+        ) -> c_int;
+        pub fn bertmt_c10d_store_add(
+            store: *mut Store,
+            key: *const c_char,
+            delta: i64,
+            value: *mut i64,
+            message: *mut *mut c_char,
+        ) -> c_int;
+        pub fn bertmt_c10d_store_check(
+            store: *mut Store,
+            keys: *const *const c_char,
+            count: usize,
+            ready: *mut c_int,
+            message: *mut *mut c_char,
+        ) -> c_int;
+        pub fn bertmt_c10d_store_free(store: *mut Store);
+        pub fn bertmt_c10d_store_ping_request(nonce: u32, buf: *mut u8, cap: usize) -> usize;
+        #[allow(clippy::too_many_arguments)]
+        pub fn bertmt_c10d_group_new(
+            store: *mut Store,
             rank: c_int,
             world_size: c_int,
+            master_addr: *const c_char,
             interfaces: *const c_char,
+            connect_ms: i64,
             timeout_ms: i64,
             out: *mut *mut Group,
             message: *mut *mut c_char,
@@ -590,11 +794,63 @@ mod tests {
                 world_size: 2,
                 interfaces: vec!["eth0".into(), "eth1".into()],
                 timeout: TIMEOUT,
+                rendezvous_timeout: TIMEOUT,
+                progress_interval: DEFAULT_PROGRESS_INTERVAL,
             }
         );
         assert_eq!(config.master(), "10.1.2.3:29511");
         let v6 = GroupConfig { master_addr: "::1".into(), ..config };
         assert_eq!(v6.master(), "[::1]:29511");
+    }
+
+    #[test]
+    fn the_rendezvous_timeout_is_its_own_setting() {
+        let rendezvous = |extra: Option<&'static str>, timeout: Duration| {
+            let mut pairs = GOOD.to_vec();
+            if let Some(value) = extra {
+                pairs.push((RENDEZVOUS_TIMEOUT_VARIABLE, value));
+            }
+            GroupConfig::from_vars(vars(&pairs), timeout).map(|config| config.expect("two ranks"))
+        };
+        // Unset: 10 minutes, or the collective timeout when shorter.
+        let long = Duration::from_secs(1800);
+        let config = rendezvous(None, long).expect("default");
+        assert_eq!((config.rendezvous_timeout, config.timeout), (DEFAULT_RENDEZVOUS_TIMEOUT, long));
+        assert_eq!(DEFAULT_RENDEZVOUS_TIMEOUT, Duration::from_secs(600));
+        assert_eq!(rendezvous(None, TIMEOUT).expect("short").rendezvous_timeout, TIMEOUT);
+        assert_eq!(config.progress_interval, Duration::from_secs(30));
+        // Set: seconds, whole or not, whatever the collective timeout.
+        assert_eq!(rendezvous(Some("90"), long).expect("90").rendezvous_timeout, Duration::from_secs(90));
+        assert_eq!(rendezvous(Some(" 2.5"), TIMEOUT).expect("2.5").rendezvous_timeout, Duration::from_millis(2500));
+        assert_eq!(rendezvous(Some("3600"), TIMEOUT).expect("3600").rendezvous_timeout, Duration::from_secs(3600));
+        for bad in ["0", "-5", "ten", "", "inf", "NaN", "1e30"] {
+            match rendezvous(Some(bad), long) {
+                Err(DistributedError::Env { variable, value, expected }) => {
+                    assert_eq!((variable, value.as_deref()), (RENDEZVOUS_TIMEOUT_VARIABLE, Some(bad)));
+                    assert!(expected.contains("seconds"), "{expected}");
+                }
+                other => panic!("{bad:?}: expected an Env error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn durations_read_as_a_person_would_write_them() {
+        let cases = [
+            (Duration::from_millis(450), "450ms"),
+            (Duration::from_millis(1500), "1.5s"),
+            (Duration::from_secs(1), "1s"),
+            (Duration::from_secs(25), "25s"),
+            (Duration::from_secs(570), "9m30s"),
+            (Duration::from_millis(34_990), "35s"),
+            (Duration::from_millis(9_990), "10.0s"),
+            (Duration::from_secs(600), "10m"),
+            (Duration::from_secs(1800), "30m"),
+            (Duration::from_secs(3900), "1h05m"),
+        ];
+        for (duration, text) in cases {
+            assert_eq!(describe_duration(duration), text);
+        }
     }
 
     #[test]
@@ -649,6 +905,16 @@ mod tests {
             ProcessGroup::new("127.0.0.1", 1, 0, 0, TIMEOUT),
             ProcessGroup::new("127.0.0.1", 0, 0, 2, TIMEOUT),
             ProcessGroup::new("127.0.0.1", 1, 0, 2, Duration::from_micros(10)),
+            ProcessGroup::connect(&GroupConfig {
+                master_addr: "127.0.0.1".into(),
+                master_port: 1,
+                rank: 0,
+                world_size: 2,
+                interfaces: Vec::new(),
+                timeout: TIMEOUT,
+                rendezvous_timeout: TIMEOUT,
+                progress_interval: Duration::ZERO,
+            }),
             ProcessGroup::new("127.0.0.1\0", 1, 0, 2, TIMEOUT),
             ProcessGroup::new("", 1, 0, 2, TIMEOUT),
         ];

@@ -1,6 +1,6 @@
-//! Real groups of two ranks on loopback: a test runs the test binary twice more as child processes, each running
-//! the same test, told its role through `DISTRIBUTED_TEST_ROLE` (which makes the test play that role instead, see
-//! [`played_rank_role`]) and its rank through the torchrun variables. The children print `RESULT ...` lines; the
+//! Real groups of two (and three) ranks on loopback: a test runs the test binary again as one child process per rank,
+//! each running the same test, told its role through `DISTRIBUTED_TEST_ROLE` (which makes the test play that role
+//! instead, see [`played_rank_role`]) and its rank through the torchrun variables. The children print `RESULT ...` lines; the
 //! parent checks their exit codes and those lines, and kills them if they outlive a deadline.
 
 use std::io::{BufRead, BufReader, Read};
@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use distributed::{DistributedError, ProcessGroup};
+use distributed::{DistributedError, GroupConfig, ProcessGroup};
 use tch::{Device, Kind, Tensor};
 
 const ROLE: &str = "DISTRIBUTED_TEST_ROLE";
@@ -46,7 +46,15 @@ impl RankProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        for variable in ["WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "GLOO_SOCKET_IFNAME"] {
+        for variable in [
+            "WORLD_SIZE",
+            "RANK",
+            "LOCAL_RANK",
+            "MASTER_ADDR",
+            "MASTER_PORT",
+            "GLOO_SOCKET_IFNAME",
+            distributed::RENDEZVOUS_TIMEOUT_VARIABLE,
+        ] {
             command.env_remove(variable);
         }
         for (key, value) in env {
@@ -82,13 +90,19 @@ impl RankProcess {
     }
 
     fn spawn_rank(role: &str, rank: usize, port: u16) -> RankProcess {
-        let env = [
-            ("WORLD_SIZE", "2".to_owned()),
+        RankProcess::spawn_rank_of(role, rank, 2, port, &[])
+    }
+
+    /// Rank `rank` of `world_size`, with `extra` variables.
+    fn spawn_rank_of(role: &str, rank: usize, world_size: usize, port: u16, extra: &[(&str, String)]) -> RankProcess {
+        let mut env = vec![
+            ("WORLD_SIZE", world_size.to_string()),
             ("RANK", rank.to_string()),
             ("LOCAL_RANK", rank.to_string()),
             ("MASTER_ADDR", "127.0.0.1".to_owned()),
             ("MASTER_PORT", port.to_string()),
         ];
+        env.extend(extra.iter().cloned());
         RankProcess::spawn(role, &format!("rank {rank}"), &env, &[])
     }
 
@@ -255,6 +269,37 @@ fn from_env_reads_this_process_environment() {
 }
 
 #[test]
+fn ranks_that_start_late_are_reported_until_they_join() {
+    if played_rank_role() {
+        return;
+    }
+    // Three ranks started one after the other, each once the previous one has said what it waits for.
+    let port = free_port();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let spawn = |rank| {
+        let limit = [(distributed::RENDEZVOUS_TIMEOUT_VARIABLE, "45".to_owned())];
+        RankProcess::spawn_rank_of("late", rank, 3, port, &limit)
+    };
+    let mut rank1 = spawn(1);
+    let line = rank1.wait_line("RESULT progress rank 1 of 3: still waiting for rank 0's store", deadline, &mut []);
+    assert!(line.contains(&format!("at 127.0.0.1:{port} (connection refused")), "{line}");
+    let mut rank0 = spawn(0);
+    let waiting_for_2 = format!("waiting at 127.0.0.1:{port} for rank 2 (2 of 3 joined); giving up in ");
+    let line = rank0.wait_line("RESULT progress rank 0 of 3", deadline, &mut [&mut rank1]);
+    assert!(line.contains(&waiting_for_2), "{line}");
+    // Once rank 1 reaches rank 0's store, it too sees who is missing.
+    rank1.wait_line(&format!("RESULT progress rank 1 of 3: {waiting_for_2}"), deadline, &mut [&mut rank0]);
+    let mut rank2 = spawn(2);
+    let logs = expect_success(&mut [&mut rank0, &mut rank1, &mut rank2], deadline);
+    for (rank, log) in logs.iter().enumerate() {
+        assert_line(log, &format!("RESULT rank {rank} of 3"));
+        assert_line(log, "RESULT sum 3");
+    }
+    // Rank 2 found everyone there: it had nothing to report.
+    assert!(!logs[2].contains("RESULT progress"), "{}", logs[2]);
+}
+
+#[test]
 fn a_rendezvous_without_peers_fails_at_the_timeout_naming_the_master() {
     let timeout = Duration::from_secs(1);
     for rank in [0, 1] {
@@ -288,6 +333,7 @@ fn test_of(role: &str) -> &'static str {
         "killed_peer" => "a_killed_peer_fails_the_collective_within_seconds_not_at_the_timeout",
         "hung_peer" => "a_hung_peer_fails_the_collective_at_the_timeout",
         "from_env" => "from_env_reads_this_process_environment",
+        "late" => "ranks_that_start_late_are_reported_until_they_join",
         other => panic!("unknown role {other}"),
     }
 }
@@ -300,6 +346,7 @@ fn played_rank_role() -> bool {
         "killed_peer" => killed_peer(),
         "hung_peer" => hung_peer(),
         "from_env" => from_env(),
+        "late" => late(),
         other => panic!("unknown role {other}"),
     }
     true
@@ -466,6 +513,22 @@ fn hung_peer() {
     assert!(elapsed >= timeout - Duration::from_millis(100), "failed after {elapsed:?}, before the {timeout:?}");
     assert!(elapsed < timeout * 3, "failed only after {elapsed:?}");
     result("failed after the timeout, not before");
+}
+
+/// Joins with progress every 0.5 s printed as `RESULT progress ...`, then sums ones over the group.
+fn late() {
+    let get = |name: &str| std::env::var(name).ok();
+    // The collective timeout is short; the rendezvous timeout is the one the parent set (BERTMT_RENDEZVOUS_TIMEOUT).
+    let mut config = GroupConfig::from_vars(get, Duration::from_secs(10)).expect("variables").expect("WORLD_SIZE=3");
+    assert_eq!(config.rendezvous_timeout, Duration::from_secs(45));
+    config.progress_interval = Duration::from_millis(500);
+    let group = ProcessGroup::connect_with_progress(&config, |progress| result(&format!("progress {progress}")))
+        .expect("a group");
+    result(&format!("rank {} of {}", group.rank(), group.world_size()));
+    let ones = Tensor::ones([4], (Kind::Float, CPU));
+    group.all_reduce_sum(&[ones.shallow_clone()]).expect("all_reduce_sum");
+    assert_equal("ones", &ones, &Tensor::full([4], 3.0, (Kind::Float, CPU)));
+    result("sum 3");
 }
 
 fn from_env() {

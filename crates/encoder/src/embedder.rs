@@ -13,6 +13,35 @@ use serde::Serialize;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
+/// What becomes of a text longer than the embedder's `max_length`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LongText {
+    /// Cut at `max_length` tokens, as sentence-transformers does (the model's own vectors).
+    #[default]
+    Truncate,
+    /// Read in overlapping chunks of `max_length` tokens (sharing a quarter of them), each turned into a vector,
+    /// and averaged (then normalized when the model normalizes): nothing is cut off, at the price of vectors that
+    /// are no longer sentence-transformers' own for those texts.
+    Chunk,
+}
+
+impl LongText {
+    /// The accepted names, for error messages.
+    pub const NAMES: &'static str = "truncate or chunk";
+}
+
+impl std::str::FromStr for LongText {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "truncate" => Ok(Self::Truncate),
+            "chunk" => Ok(Self::Chunk),
+            other => Err(format!("unknown long-text handling `{other}`: expected {}", Self::NAMES)),
+        }
+    }
+}
+
 /// Settings that override the model's own.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EmbedOverrides {
@@ -22,6 +51,8 @@ pub struct EmbedOverrides {
     pub normalize: Option<bool>,
     /// Truncate at this many tokens (special tokens included) instead of the model's limit.
     pub max_length: Option<usize>,
+    /// What becomes of texts longer than the limit (default: truncated).
+    pub long_text: LongText,
 }
 
 /// What an embedder does, for people and for `/info`.
@@ -43,6 +74,8 @@ pub struct EmbedderInfo {
     pub lowercase: bool,
     /// The settings given that replaced the model's, as `name: model's -> given`.
     pub overridden: Vec<String>,
+    /// What becomes of texts longer than `max_length`.
+    pub long_text: LongText,
 }
 
 /// The vectors of some texts.
@@ -50,7 +83,7 @@ pub struct EmbedderInfo {
 pub struct Embeddings {
     /// `[texts, dimension]` f32 on the CPU, in the order of the texts.
     pub vectors: Tensor,
-    /// Texts longer than the embedder's `max_length`, truncated.
+    /// Texts longer than the embedder's `max_length`: truncated, or read in chunks with [`LongText::Chunk`].
     pub truncated: usize,
     /// Tokens read, over all texts (special tokens included).
     pub tokens: usize,
@@ -131,6 +164,7 @@ impl Embedder {
                 normalized,
                 lowercase,
                 overridden,
+                long_text: overrides.long_text,
             },
         };
         // The dimension is whatever the stages make of the hidden size: measured once on an empty text.
@@ -165,23 +199,85 @@ impl Embedder {
         } else {
             texts.to_vec()
         };
+        if self.info.long_text == LongText::Chunk {
+            return self.embed_in_chunks(&texts, batch_size);
+        }
         let (encodings, rows) = self.encoder.run_batches(&texts, batch_size, |hidden, mask| {
             let vectors = apply_stages(&self.stages, &hidden.to_kind(Kind::Float), mask)?.to_device(Device::Cpu);
             Ok((0..vectors.size()[0]).map(|row| vectors.get(row)).collect())
         })?;
         let vectors = Tensor::f_stack(&rows, 0)?;
-        let finite = Vec::<bool>::try_from(vectors.isfinite().all_dim(1, false))?;
-        if let Some(first) = finite.iter().position(|ok| !ok) {
-            return Err(EncoderError::NonFinite {
-                count: finite.iter().filter(|ok| !**ok).count(),
-                total: texts.len(),
-                first,
-            });
-        }
+        check_finite(&vectors)?;
         Ok(Embeddings {
             vectors,
             truncated: encodings.iter().filter(|e| !e.get_overflowing().is_empty()).count(),
             tokens: encodings.iter().map(|e| e.get_ids().len()).sum(),
         })
     }
+
+    /// [`embed`](Self::embed) reading each text longer than `max_length` in overlapping chunks ([`text_prep::windows`],
+    /// each with the text's `[CLS]` and `[SEP]`): every chunk goes through the stages but the final normalization,
+    /// the chunks of a text are averaged, then normalized when the model normalizes.
+    fn embed_in_chunks(&self, texts: &[&str], batch_size: usize) -> Result<Embeddings> {
+        let max_length = self.info.max_length;
+        let stride = text_prep::default_stride(max_length);
+        let mut chunk_ids: Vec<Vec<u32>> = Vec::new();
+        let mut owner: Vec<usize> = Vec::new();
+        let mut long = 0;
+        let mut tokens = 0;
+        for (index, text) in texts.iter().enumerate() {
+            let encoding = self.encoder.tokenizer().encode_text_whole(text)?;
+            let ids = encoding.get_ids();
+            tokens += ids.len();
+            let windows = text_prep::windows(ids.len(), max_length, stride)
+                .map_err(|error| EncoderError::InvalidInput(error.to_string()))?;
+            long += usize::from(!windows.is_empty());
+            for row in text_prep::rows(ids.len(), &windows) {
+                chunk_ids.push(row.positions.iter().map(|&p| ids[p]).collect());
+                owner.push(index);
+            }
+        }
+        let normalize = matches!(self.stages.last(), Some(Stage::Normalize));
+        let stages = if normalize { &self.stages[..self.stages.len() - 1] } else { &self.stages[..] };
+        let refs: Vec<&[u32]> = chunk_ids.iter().map(Vec::as_slice).collect();
+        let device = self.encoder.var_store().device();
+        let _no_grad = tch::no_grad_guard();
+        let chunks = crate::batching::run_sorted_batches(
+            &refs,
+            self.encoder.tokenizer().pad_id(),
+            device,
+            batch_size,
+            |input_ids, mask| -> Result<Vec<Tensor>> {
+                let output = self.encoder.model().forward_t(input_ids, Some(mask), None, false)?;
+                let vectors = apply_stages(stages, &output.last_hidden_state.to_kind(Kind::Float), mask)?;
+                let vectors = vectors.to_device(Device::Cpu);
+                Ok((0..vectors.size()[0]).map(|row| vectors.get(row)).collect())
+            },
+        )?;
+        let mut rows = Vec::with_capacity(texts.len());
+        for index in 0..texts.len() {
+            let mine: Vec<&Tensor> = owner.iter().zip(&chunks).filter(|(o, _)| **o == index).map(|(_, t)| t).collect();
+            let mean = Tensor::f_stack(&mine, 0)?.mean_dim(0, false, Kind::Float);
+            rows.push(mean);
+        }
+        let mut vectors = Tensor::f_stack(&rows, 0)?;
+        if normalize {
+            vectors = crate::pooling::l2_normalize(&vectors);
+        }
+        check_finite(&vectors)?;
+        Ok(Embeddings { vectors, truncated: long, tokens })
+    }
+}
+
+/// An error naming the first text whose vector is NaN or infinite (broken weights).
+fn check_finite(vectors: &Tensor) -> Result<()> {
+    let finite = Vec::<bool>::try_from(vectors.isfinite().all_dim(1, false))?;
+    if let Some(first) = finite.iter().position(|ok| !ok) {
+        return Err(EncoderError::NonFinite {
+            count: finite.iter().filter(|ok| !**ok).count(),
+            total: finite.len(),
+            first,
+        });
+    }
+    Ok(())
 }

@@ -33,7 +33,7 @@ pub mod weights;
 
 pub use batching::{f_pad_batch, pad_batch, run_sorted_batches};
 pub use config::{BertConfig, HiddenAct};
-pub use embedder::{EmbedOverrides, Embedder, EmbedderInfo, Embeddings};
+pub use embedder::{EmbedOverrides, Embedder, EmbedderInfo, Embeddings, LongText};
 pub use error::{EncoderError, Result};
 pub use model::{BertModel, BertModelOutput};
 pub use pooling::{cosine_similarity_matrix, l2_normalize, masked_mean, pool, Pooling};

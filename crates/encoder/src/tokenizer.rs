@@ -111,6 +111,11 @@ impl BertTokenizer {
         self.inner.encode(words, true).map_err(|e| EncoderError::Tokenizer(e.to_string()))
     }
 
+    /// Tokenizes one text whole, special tokens included, however long (for reading it in chunks).
+    pub fn encode_text_whole(&self, text: &str) -> Result<Encoding> {
+        self.whole.encode_fast(text, true).map_err(|e| EncoderError::Tokenizer(e.to_string()))
+    }
+
     /// How many tokens `text` has, special tokens included, before any truncation.
     pub fn count_tokens(&self, text: &str) -> Result<usize> {
         let encoding = self.whole.encode_fast(text, true).map_err(|e| EncoderError::Tokenizer(e.to_string()))?;

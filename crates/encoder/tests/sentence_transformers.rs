@@ -2,7 +2,7 @@
 //! the default model (committed as a fixture; `fixtures/make_st_fixture.py` regenerates it), texts longer than the
 //! model's 256-token limit and an empty text included.
 
-use encoder::{EmbedOverrides, Embedder, Pooling};
+use encoder::{EmbedOverrides, Embedder, LongText, Pooling};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
@@ -68,7 +68,12 @@ fn the_model_own_settings_give_sentence_transformers_vectors() {
 
 #[test]
 fn explicit_settings_override_the_model_and_say_so() {
-    let overrides = EmbedOverrides { pooling: Some(Pooling::Cls), normalize: Some(false), max_length: Some(128) };
+    let overrides = EmbedOverrides {
+        pooling: Some(Pooling::Cls),
+        normalize: Some(false),
+        max_length: Some(128),
+        ..EmbedOverrides::default()
+    };
     let embedder = Embedder::from_dir(&model_dir(), Device::Cpu, &overrides).expect("loads");
     let info = embedder.info();
     assert_eq!((info.max_length, info.normalized, info.pooling.as_slice()), (128, false, [Pooling::Cls].as_slice()));
@@ -76,4 +81,39 @@ fn explicit_settings_override_the_model_and_say_so() {
     let vectors = embedder.embed(&["A man is eating food.", "Short."], 2).expect("embeds").vectors;
     let norms = Vec::<f64>::try_from(vectors.norm_scalaropt_dim(2.0, [1], false).to_kind(Kind::Double)).expect("norms");
     assert!(norms.iter().all(|n| (n - 1.0).abs() > 1e-3), "not normalized: {norms:?}");
+}
+
+#[test]
+fn long_texts_read_in_chunks_lose_nothing_and_short_ones_are_unchanged() {
+    let model = model_dir();
+    let truncating = EmbedOverrides { max_length: Some(32), ..EmbedOverrides::default() };
+    let chunking = EmbedOverrides { long_text: LongText::Chunk, ..truncating };
+    let truncate = Embedder::from_dir(&model, Device::Cpu, &truncating).expect("loads");
+    let chunk = Embedder::from_dir(&model, Device::Cpu, &chunking).expect("loads");
+    let short = "A man is eating food.";
+    let repeated = ["The committee approved the budget after a long debate."; 12].join(" ");
+    // The ending differs from the start: only chunking sees it.
+    let mixed = format!("{repeated} Meanwhile volcanoes erupted on three continents, grounding every flight.");
+    let texts = [short, repeated.as_str(), mixed.as_str()];
+    let cut = truncate.embed(&texts, 2).expect("embeds");
+    let read = chunk.embed(&texts, 2).expect("embeds");
+    assert_eq!((cut.truncated, read.truncated), (2, 2), "two texts are longer than 32 tokens");
+    let cosine = |a: &Tensor, b: &Tensor| {
+        (a * b).sum(Kind::Double).double_value(&[]) / (a.norm().double_value(&[]) * b.norm().double_value(&[]))
+    };
+    // A text within the limit is one chunk: the same vector.
+    assert!((read.vectors.get(0) - cut.vectors.get(0)).abs().max().double_value(&[]) < 1e-6);
+    // Every chunk of the repeated text says the same thing: about the truncated vector.
+    assert!(cosine(&read.vectors.get(1), &cut.vectors.get(1)) > 0.98);
+    // The text whose end differs: its chunked vector moves toward the ending the truncated one never saw.
+    let ending = truncate
+        .embed(&["Meanwhile volcanoes erupted on three continents, grounding every flight."], 1)
+        .expect("embeds")
+        .vectors
+        .get(0);
+    let (chunked, truncated) = (read.vectors.get(2), cut.vectors.get(2));
+    assert!(cosine(&chunked, &ending) > cosine(&truncated, &ending) + 0.01);
+    let norm = chunked.norm().double_value(&[]);
+    assert!((norm - 1.0).abs() < 1e-5, "normalized as the model's files say: {norm}");
+    assert!("split".parse::<LongText>().unwrap_err().contains(LongText::NAMES));
 }
