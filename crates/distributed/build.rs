@@ -27,6 +27,8 @@ fn main() {
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
         .flag("-DGLOG_USE_GLOG_EXPORT")
         .flag("-DUSE_C10D_GLOO")
+        // See `set_timeout_via_vtable` in the bridge: no inlined copy of a header method that calls into gloo.
+        .flag_if_supported("-fno-devirtualize-speculatively")
         .file("csrc/c10d_bridge.cpp")
         .compile("bertmt_c10d");
 }

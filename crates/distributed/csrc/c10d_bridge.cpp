@@ -148,6 +148,18 @@ std::vector<std::string> split_commas(const std::string& s) {
 
 }  // namespace
 
+// ProcessGroupGloo::setTimeout is defined in its header and calls gloo::Context::setTimeout, which both libtorch_cpu
+// and libtorch_cuda export. Called directly, an optimizing compiler inlines it, the linker binds that symbol to the
+// first library that defines it (libtorch_cuda, listed first by torch-sys), and the binary then needs libtorch_cuda and
+// every CUDA library behind it at run time. Called through the vtable (the empty asm hides the object's dynamic type,
+// and build.rs turns off speculative devirtualization, so the call stays indirect), it runs libtorch's own copy and
+// the binary needs libtorch_cpu only.
+static void set_timeout_via_vtable(c10d::Backend& backend, std::chrono::milliseconds timeout) {
+  c10d::Backend* opaque = &backend;
+  asm volatile("" : "+r"(opaque));
+  opaque->setTimeout(timeout);
+}
+
 extern "C" {
 
 typedef struct bertmt_c10d_group bertmt_c10d_group;
@@ -268,7 +280,7 @@ int bertmt_c10d_group_new(bertmt_c10d_store* store, int rank, int world_size, co
     opts->threads = 2;
     // Connects the full mesh (unless TORCH_GLOO_LAZY_INIT=1); blocks until every rank connects or `connect` passes.
     auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank, world_size, opts);
-    pg->setTimeout(timeout);
+    set_timeout_via_vtable(*pg, timeout);
     store->tcp->setTimeout(timeout);
     *out = reinterpret_cast<bertmt_c10d_group*>(new Group{prefixed, pg, rank, world_size, timeout});
   });

@@ -5,7 +5,8 @@
 //! Sections: 1 `gemm` (fp32 GEMM ceiling), 2 `encoder` (throughput on the real data, ours and the notebook's way,
 //! and a per-operation profile), 3 `training` (epoch cost by freezing strategy, with and without the feature cache),
 //! 4 `pipeline` (the datasets pipeline and the entity scorer; the pandas script with `--peer`), 5 `peer` (Hugging
-//! Face `transformers` on the same texts, with `--peer`).
+//! Face `transformers` on the same texts, with `--peer`), 6 `server` (`bertmt serve` under 1, 8 and 64 concurrent
+//! clients against the offline embedder on the same sentences).
 //!
 //! Timing is only meaningful on a quiet machine: before each section the runner waits until the 1-minute load
 //! average is below `--max-load`, and for every process it records the load before it and the CPU that *other*
@@ -83,11 +84,13 @@ pub enum Section {
     Pipeline,
     /// 5. PyTorch (fp32, bf16 autocast) and ONNX Runtime on the same texts.
     Peer,
+    /// 6. `bertmt serve` under concurrent clients, against the offline embedder.
+    Server,
 }
 
 impl Section {
     /// Every section, in the order of docs/benchmarks.md.
-    const ALL: [Section; 5] = [Self::Gemm, Self::Encoder, Self::Training, Self::Pipeline, Self::Peer];
+    const ALL: [Section; 6] = [Self::Gemm, Self::Encoder, Self::Training, Self::Pipeline, Self::Peer, Self::Server];
 
     /// Its name on the command line, in the run file and in the markers of docs/benchmarks.md.
     fn key(self) -> &'static str {
@@ -97,6 +100,7 @@ impl Section {
             Self::Training => "training",
             Self::Pipeline => "pipeline",
             Self::Peer => "peer",
+            Self::Server => "server",
         }
     }
 
@@ -107,6 +111,7 @@ impl Section {
             Self::Training => "## 3. Training cost per epoch",
             Self::Pipeline => "## 4. Data pipeline and entity scoring",
             Self::Peer => "## 5. Peers: PyTorch (fp32, bf16) and ONNX Runtime",
+            Self::Server => "## 6. Server: `bertmt serve` under concurrent clients",
         }
     }
 
@@ -130,6 +135,8 @@ struct Plan {
     pandas_runs: usize,
     /// pandas takes minutes per GMB step: one run each.
     pandas_ner_runs: usize,
+    /// GMB sentences sent to the server (one a request) and embedded offline.
+    server_sentences: usize,
 }
 
 impl Plan {
@@ -149,6 +156,7 @@ impl Plan {
                 pipeline_runs: reps,
                 pandas_runs: 1,
                 pandas_ner_runs: 1,
+                server_sentences: 200,
             }
         } else {
             Self {
@@ -165,6 +173,7 @@ impl Plan {
                 pipeline_runs: reps,
                 pandas_runs: reps,
                 pandas_ner_runs: 1,
+                server_sentences: 2000,
             }
         }
     }
@@ -190,7 +199,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let peer = args.peer || args.only == Some(Section::Peer);
     let sections: Vec<Section> = match args.only {
         Some(section) => vec![section],
-        None => vec![Section::Gemm, Section::Encoder, Section::Training, Section::Pipeline],
+        None => vec![Section::Gemm, Section::Encoder, Section::Training, Section::Pipeline, Section::Server],
     };
 
     // The real data: missing data skips the sections that need it, loudly.
@@ -227,6 +236,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
         runner.wait_for_quiet(section);
         match section {
             Section::Gemm => sections::gemm_section(&mut runner, &plan, peer_python.as_deref()),
+            Section::Server => {
+                if let Some((file, _)) = sections::texts(&mut runner, section, &mut texts, files, &plan, &scratch) {
+                    sections::server_section(&mut runner, &plan, &file);
+                }
+            }
             Section::Encoder | Section::Peer => {
                 let Some((file, info)) = sections::texts(&mut runner, section, &mut texts, files, &plan, &scratch)
                 else {

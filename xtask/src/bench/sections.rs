@@ -23,6 +23,8 @@ fn bench_targets(section: Section) -> &'static [&'static [&'static str]] {
             &["-p", "datasets", "--no-default-features", "--bench", "pipeline"],
             &["-p", "metrics", "--bench", "entity_scoring"],
         ],
+        // The encoder bench writes the texts.
+        Section::Server => &[&["-p", "encoder", "--bench", "throughput"], &["-p", "bertmt", "--bench", "server_load"]],
     }
 }
 
@@ -317,4 +319,17 @@ pub(super) fn pipeline_section(runner: &mut Runner, plan: &Plan, files: Option<&
         command.arg(&script).args(["--step", step, "--runs", &runs.to_string()]).args(&file_args);
         runner.run(section, command);
     }
+}
+
+/// Section 6: `bertmt serve` (release build) under 1, 8 and 64 concurrent clients sending one GMB sentence each,
+/// against the offline embedder on the same sentences (`crates/cli/benches/server_load.rs`).
+pub(super) fn server_section(runner: &mut Runner, plan: &Plan, texts: &Path) {
+    let args = vec![
+        format!("--texts={}", texts.display()),
+        s("--corpus=gmb"),
+        format!("--limit={}", plan.server_sentences),
+        s("--clients=1,8,64"),
+        reps(plan),
+    ];
+    runner.cargo_bench(Section::Server, "bertmt", "server_load", false, &args);
 }

@@ -41,27 +41,76 @@ impl BertSelfAttention {
         }
     }
 
-    /// `hidden` is `[batch, seq, hidden]`; `additive_mask` is `[batch, 1, 1, seq]`, 0 where a key may be attended
-    /// and a large negative number at padding, or `None` when nothing is padded (the kernel's faster path).
-    /// Returns the per-head contexts merged back to `[batch, seq, hidden]`, in the `compute` dtype (the dtype of
-    /// the projections). The attention computes in [`attention_kind`]; the mask must be of that dtype.
-    pub fn forward_t(&self, hidden: &Tensor, additive_mask: Option<&Tensor>, train: bool, compute: Kind) -> Tensor {
-        let (batch, seq) = (hidden.size()[0], hidden.size()[1]);
+    /// `hidden` holds the real tokens' states as rows, `[tokens, hidden]` (see [`Packing`]); `additive_mask` is
+    /// `[batch, 1, 1, seq]`, 0 where a key may be attended and a large negative number at padding, or `None` when
+    /// nothing is padded (the kernel's faster path). The projections run on the rows; only the attention itself
+    /// sees the padded `[batch, heads, seq, head_dim]` layout. Returns the per-head contexts merged back to rows,
+    /// `[tokens, hidden]`, in the `compute` dtype (the dtype of the projections). The attention computes in
+    /// [`attention_kind`]; the mask must be of that dtype.
+    pub fn forward_t(
+        &self,
+        hidden: &Tensor,
+        packing: &Packing,
+        additive_mask: Option<&Tensor>,
+        train: bool,
+        compute: Kind,
+    ) -> Tensor {
+        let (batch, seq) = (packing.batch, packing.seq);
         let hidden = hidden.to_kind(compute);
-        let heads = |projection: &nn::Linear| {
-            project(projection, &hidden, compute).view([batch, seq, self.num_heads, self.head_dim]).transpose(1, 2)
-        };
         let attention = attention_kind(compute, hidden.device());
-        let (query, key, value) = (
-            heads(&self.query).to_kind(attention),
-            heads(&self.key).to_kind(attention),
-            heads(&self.value).to_kind(attention),
-        );
+        let heads = |projection: &nn::Linear| {
+            packing
+                .pad(&project(projection, &hidden, compute).to_kind(attention))
+                .view([batch, seq, self.num_heads, self.head_dim])
+                .transpose(1, 2)
+        };
+        let (query, key, value) = (heads(&self.query), heads(&self.key), heads(&self.value));
         // libtorch's fused kernel computes softmax(q k^T / sqrt(d) + mask) v, with dropout on the probabilities.
         let dropout = if train { self.dropout } else { 0.0 };
         let context =
             Tensor::scaled_dot_product_attention(&query, &key, &value, additive_mask, dropout, false, None, false);
-        context.to_kind(compute).transpose(1, 2).reshape([batch, seq, self.num_heads * self.head_dim])
+        packing.pack(&context.to_kind(compute).transpose(1, 2).reshape([batch * seq, self.num_heads * self.head_dim]))
+    }
+}
+
+/// Where a batch's real tokens sit in its padded `[batch, seq]` layout. Between the attentions, the layers work on
+/// the real tokens only, as rows of a `[tokens, hidden]` matrix: padding costs the projections and the feed-forward
+/// nothing. Without padding the rows are the padded layout itself, and packing is a reshape. (Measured with
+/// `cargo bench -p bertmt --bench server_load`: texts of mixed lengths embedded 32 at a time in arrival order, as a
+/// server's requests come, ran 1.6x faster at f32 and 1.2x at bf16 than with the padded layout.)
+#[derive(Debug)]
+pub struct Packing {
+    batch: i64,
+    seq: i64,
+    /// The flat positions (`b * seq + s`) of the real tokens, in order; `None` when every position is real.
+    real: Option<Tensor>,
+}
+
+impl Packing {
+    /// The packing of a `[batch, seq]` 1/0 mask (`None`: no padding).
+    pub fn new(batch: i64, seq: i64, mask: Option<&Tensor>) -> Self {
+        let real = mask.map(|mask| mask.reshape([-1]).nonzero().squeeze_dim(1));
+        Self { batch, seq, real }
+    }
+
+    /// `[batch * seq, width]` (or `[batch, seq, width]`) to the real tokens' rows, `[tokens, width]`.
+    pub fn pack(&self, padded: &Tensor) -> Tensor {
+        let flat = padded.reshape([self.batch * self.seq, -1]);
+        match &self.real {
+            Some(real) => flat.index_select(0, real),
+            None => flat,
+        }
+    }
+
+    /// The real tokens' rows, `[tokens, width]`, back to `[batch * seq, width]`, with zeros at padding.
+    pub fn pad(&self, rows: &Tensor) -> Tensor {
+        match &self.real {
+            Some(real) => {
+                let width = rows.size()[1];
+                Tensor::zeros([self.batch * self.seq, width], (rows.kind(), rows.device())).index_copy(0, real, rows)
+            }
+            None => rows.shallow_clone(),
+        }
     }
 }
 
@@ -107,9 +156,17 @@ impl BertAttention {
         }
     }
 
-    /// Attention over `hidden` with the additive padding mask (`None`: no padding), matrix products in `compute`.
-    pub fn forward_t(&self, hidden: &Tensor, additive_mask: Option<&Tensor>, train: bool, compute: Kind) -> Tensor {
-        let context = self.self_attention.forward_t(hidden, additive_mask, train, compute);
+    /// Attention over the token rows `hidden` (`[tokens, hidden]`, see [`Packing`]) with the additive padding mask
+    /// (`None`: no padding), matrix products in `compute`.
+    pub fn forward_t(
+        &self,
+        hidden: &Tensor,
+        packing: &Packing,
+        additive_mask: Option<&Tensor>,
+        train: bool,
+        compute: Kind,
+    ) -> Tensor {
+        let context = self.self_attention.forward_t(hidden, packing, additive_mask, train, compute);
         self.output.forward_t(&context, hidden, train, compute)
     }
 }

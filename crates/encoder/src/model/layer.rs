@@ -1,6 +1,6 @@
 //! `BertIntermediate`, `BertOutput` and `BertLayer` (`encoder.layer.N.*`).
 
-use super::attention::{layer_norm, linear, project, BertAttention};
+use super::attention::{layer_norm, linear, project, BertAttention, Packing};
 use super::dropout::dropout;
 use crate::config::{BertConfig, HiddenAct};
 use tch::nn::{self, Module};
@@ -77,9 +77,17 @@ impl BertLayer {
         }
     }
 
-    /// Runs the layer on `[batch, seq, hidden]` states, matrix products in the `compute` dtype.
-    pub fn forward_t(&self, hidden: &Tensor, additive_mask: Option<&Tensor>, train: bool, compute: Kind) -> Tensor {
-        let attended = self.attention.forward_t(hidden, additive_mask, train, compute);
+    /// Runs the layer on the token rows `hidden` (`[tokens, hidden]`, see [`Packing`]), matrix products in the
+    /// `compute` dtype.
+    pub fn forward_t(
+        &self,
+        hidden: &Tensor,
+        packing: &Packing,
+        additive_mask: Option<&Tensor>,
+        train: bool,
+        compute: Kind,
+    ) -> Tensor {
+        let attended = self.attention.forward_t(hidden, packing, additive_mask, train, compute);
         let expanded = self.intermediate.forward(&attended, compute);
         self.output.forward_t(&expanded, &attended, train, compute)
     }

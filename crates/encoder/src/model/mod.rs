@@ -7,7 +7,7 @@ mod dropout;
 mod embeddings;
 mod layer;
 
-pub use attention::{attention_kind, BertAttention, BertSelfAttention, BertSelfOutput};
+pub use attention::{attention_kind, BertAttention, BertSelfAttention, BertSelfOutput, Packing};
 pub use dropout::dropout;
 pub use embeddings::BertEmbeddings;
 pub use layer::{BertIntermediate, BertLayer, BertOutput};
@@ -79,12 +79,20 @@ impl BertEncoder {
         Self { layers }
     }
 
-    /// Runs every layer in turn (`additive_mask`: see [`additive_attention_mask`], in the [`attention_kind`] of
-    /// `compute`; `None` when nothing is padded), matrix products in `compute`.
-    pub fn forward_t(&self, hidden: &Tensor, additive_mask: Option<&Tensor>, train: bool, compute: Kind) -> Tensor {
+    /// Runs every layer in turn on the token rows `hidden` (`[tokens, hidden]`, see [`Packing`]; `additive_mask`:
+    /// see [`additive_attention_mask`], in the [`attention_kind`] of `compute`; `None` when nothing is padded),
+    /// matrix products in `compute`.
+    pub fn forward_t(
+        &self,
+        hidden: &Tensor,
+        packing: &Packing,
+        additive_mask: Option<&Tensor>,
+        train: bool,
+        compute: Kind,
+    ) -> Tensor {
         let mut hidden = hidden.shallow_clone();
         for layer in &self.layers {
-            hidden = layer.forward_t(&hidden, additive_mask, train, compute);
+            hidden = layer.forward_t(&hidden, packing, additive_mask, train, compute);
         }
         hidden
     }
@@ -93,7 +101,7 @@ impl BertEncoder {
 /// What the encoder returns.
 #[derive(Debug)]
 pub struct BertModelOutput {
-    /// The last layer's token states, `[batch, seq, hidden]` (padding positions included; use the mask).
+    /// The last layer's token states, `[batch, seq, hidden]` (zeros at padding positions; use the mask).
     pub last_hidden_state: Tensor,
 }
 
@@ -184,9 +192,11 @@ impl BertModel {
         let compute = self.precision.compute_kind();
         // A batch without padding needs no mask, and the attention kernel runs faster without one.
         let attention = attention_kind(compute, input_ids.device());
-        let additive_mask =
-            attention_mask.filter(|mask| has_padding(mask)).map(|mask| additive_attention_mask(mask, attention));
-        let last_hidden_state = self.encoder.forward_t(&hidden, additive_mask.as_ref(), train, compute);
+        let padding = attention_mask.filter(|mask| has_padding(mask));
+        let additive_mask = padding.map(|mask| additive_attention_mask(mask, attention));
+        let packing = Packing::new(batch, seq, padding);
+        let rows = self.encoder.forward_t(&packing.pack(&hidden), &packing, additive_mask.as_ref(), train, compute);
+        let last_hidden_state = packing.pad(&rows).view([batch, seq, -1]);
         Ok(BertModelOutput { last_hidden_state })
     }
 }
@@ -264,6 +274,36 @@ mod tests {
         let batched = model.forward_t(&padded, Some(&mask), None, false).expect("forward").last_hidden_state;
         let diff = (alone - batched.narrow(1, 0, 4)).abs().max().double_value(&[]);
         assert!(diff < 1e-6, "padding changed real tokens by {diff}");
+    }
+
+    #[test]
+    fn a_batch_of_mixed_lengths_gives_each_text_its_own_states_and_zeros_at_padding() {
+        let (_, model) = tiny();
+        let texts: [&[i64]; 3] = [&[2, 5, 7, 3], &[2, 9, 3], &[2, 4, 6, 8, 1, 3]];
+        let seq = 6;
+        let mut padded = Vec::new();
+        let mut mask = Vec::new();
+        for text in texts {
+            padded.extend(text.iter().copied().chain(std::iter::repeat_n(0, seq - text.len())));
+            mask.extend((0..seq).map(|position| i64::from(position < text.len())));
+        }
+        let batch = Tensor::from_slice(&padded).view([3, seq as i64]);
+        let mask = Tensor::from_slice(&mask).view([3, seq as i64]);
+        let states = model.forward_t(&batch, Some(&mask), None, false).expect("forward").last_hidden_state;
+        for (row, text) in texts.iter().enumerate() {
+            let alone = model.forward_t(&ids(text), None, None, false).expect("forward").last_hidden_state;
+            let (row, length) = (row as i64, text.len() as i64);
+            let diff = (alone.get(0) - states.get(row).narrow(0, 0, length)).abs().max().double_value(&[]);
+            assert!(diff < 1e-6, "text {row} differs by {diff} in a batch");
+            let padding = states.get(row).narrow(0, length, seq as i64 - length);
+            assert_eq!(padding.abs().sum(Kind::Float).double_value(&[]), 0.0, "padding of text {row} is not zero");
+        }
+        // Gradients reach the weights through the packed rows.
+        let (vs, model) = tiny();
+        let states = model.forward_t(&batch, Some(&mask), None, true).expect("forward").last_hidden_state;
+        states.sum(Kind::Float).backward();
+        let query = &vs.variables()["encoder.layer.0.attention.self.query.weight"];
+        assert!(query.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0);
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod encoder;
 mod gemm;
 mod peer;
 mod pipeline;
+mod server;
 mod training;
 
 use super::record::{self, RunRecord};
@@ -164,6 +165,7 @@ impl Report<'_> {
             }
             Section::Pipeline => self.pipeline(&mut out),
             Section::Peer => self.peer(&mut out),
+            Section::Server => self.server(&mut out),
         }
         let prefix = format!("[{}]", section.key());
         let failures: Vec<&str> =
@@ -401,5 +403,45 @@ mod tests {
         let blocks = report(&record);
         assert_eq!(blocks.len(), 2);
         assert!(blocks[1].1.ends_with("(cores, in order): —.\n\nNo result (see the failures in the run file).\n"));
+    }
+
+    #[test]
+    fn server_section_renders_rows_and_the_target_from_a_hand_written_record() {
+        let server = |clients: i64, rate: f64, ratio: f64| {
+            json!({
+                "bench": "cli.server_load", "section": "server", "other_cpu_load": 0.01, "mode": "server",
+                "clients": clients, "texts": 2000, "texts_per_s": rate, "ratio_to_offline": ratio, "p50_ms": 12.345,
+                "p99_ms": 20.5, "max_ms": 25.0, "mean_batch_requests": 7.5, "errors": 0, "client_cpu_s": 0.12,
+            })
+        };
+        let record = record(
+            "server",
+            json!([
+                {
+                    "bench": "cli.server_load", "section": "server", "other_cpu_load": 0.02, "mode": "offline",
+                    "texts": 2000, "batch": 32, "precision": "f32", "texts_per_s": 300.0, "reps": 3, "threads": 2,
+                    "groups_of_32_texts_per_s": 280.0,
+                },
+                server(1, 100.0, 0.333),
+                server(64, 250.0, 0.8333),
+                {
+                    "bench": "cli.server_load", "section": "server", "other_cpu_load": 0.0, "mode": "summary",
+                    "clients": 64, "server_texts_per_s": 250.0, "offline_texts_per_s": 300.0,
+                    "ratio_to_offline": 0.8333, "p99_ms": 20.5, "max_abs_difference_to_offline": 1.5e-7,
+                    "min_cosine_to_offline": 1.0, "check": "ok",
+                },
+            ]),
+        );
+        let blocks = report(&record);
+        assert_eq!(blocks[1].0, "server");
+        let block = &blocks[1].1;
+        assert!(block.contains("precision f32"), "{block}");
+        assert!(block.contains(": 300.0 sentences/s (median of 3 passes, 2 libtorch threads)"), "{block}");
+        assert!(block.contains("one call each (what batching requests as they arrive costs, without a server): 280.0"));
+        let lines: Vec<&str> = block.lines().collect();
+        assert!(lines.contains(&"| 1 | 100.0 | 33% | 12.3 | 20.5 | 25.0 | 7.5 | 0 | 0.12 |"), "{block}");
+        assert!(lines.contains(&"| 64 | 250.0 | 83% | 12.3 | 20.5 | 25.0 | 7.5 | 0 | 0.12 |"), "{block}");
+        assert!(block.contains("250.0 sentences/s against 300.0 = 83%, **met**; p99 latency 20.5 ms"), "{block}");
+        assert!(block.contains("least cosine similarity 1.000000 (ok)"), "{block}");
     }
 }
