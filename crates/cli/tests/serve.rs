@@ -135,6 +135,29 @@ fn every_route_answers_as_tei_and_openai_clients_expect_and_matches_embed() {
     assert_eq!(data.len(), 2);
     assert_eq!((data[1]["index"].as_u64(), data[1]["object"].as_str()), (Some(1), Some("embedding")));
     assert_eq!(answer["usage"]["prompt_tokens"].as_u64(), Some(4 + 3), "[CLS] a film [SEP], [CLS] paris [SEP]");
+    // The official `openai` clients ask for base64 (little-endian f32 bytes) unless told otherwise.
+    let floats = vectors(&json!(data.iter().map(|d| d["embedding"].clone()).collect::<Vec<_>>()));
+    let (status, encoded) = server.post(
+        "/v1/embeddings",
+        &json!({ "input": ["a film", "paris"], "model": "tiny", "encoding_format": "base64", "dimensions": 16 }),
+    );
+    assert_eq!(status, 200, "{encoded}");
+    for (item, expected) in encoded["data"].as_array().expect("data").iter().zip(&floats) {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(item["embedding"].as_str().expect("a base64 string"))
+            .expect("base64");
+        let decoded: Vec<f32> = bytes.chunks(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        // The JSON numbers are the f32 values written shortest: read back as f32 they are the same values.
+        let expected: Vec<f32> = expected.iter().map(|&v| v as f32).collect();
+        assert_eq!(decoded, expected, "base64 carries the same values as floats");
+    }
+    let (status, answer) = server.post("/v1/embeddings", &json!({ "input": "a film", "dimensions": 8 }));
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer["error"].as_str().is_some_and(|e| e.contains("16 values")), "{answer}");
+    let (status, answer) = server.post("/v1/embeddings", &json!({ "input": [[101, 2023]] }));
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer["error"].as_str().is_some_and(|e| e.contains("token ids")), "{answer}");
 
     // Bad input: JSON errors with a status and a kind, never a panic.
     for (body, expected) in

@@ -148,6 +148,10 @@ impl Inputs {
                 .map(|item| match item {
                     serde_json::Value::String(text) => Ok(text),
                     serde_json::Value::Number(_) => Err(wrong("a list of numbers (token ids are not accepted)")),
+                    serde_json::Value::Array(_) => Err(wrong(
+                        "a list of lists (token ids, as LangChain's OpenAIEmbeddings sends unless given \
+                         check_embedding_ctx_length=False: this server reads text and tokenizes it itself)",
+                    )),
                     _ => Err(wrong("a list holding something else")),
                 })
                 .collect(),
@@ -177,7 +181,32 @@ struct OpenAiRequest {
     #[serde(default)]
     model: Option<String>,
     #[serde(default)]
-    encoding_format: Option<String>,
+    encoding_format: EncodingFormat,
+    /// OpenAI's way to ask for shortened vectors: accepted when it is the model's dimension.
+    #[serde(default)]
+    dimensions: Option<i64>,
+}
+
+/// How `/v1/embeddings` writes each vector: JSON numbers, or (what the official `openai` clients ask for unless told
+/// otherwise) base64 of the little-endian f32 bytes.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum EncodingFormat {
+    #[default]
+    Float,
+    Base64,
+}
+
+/// A vector as OpenAI's `encoding_format` asks for it.
+fn encode_vector(vector: Vec<f32>, format: EncodingFormat) -> serde_json::Value {
+    match format {
+        EncodingFormat::Float => json!(vector),
+        EncodingFormat::Base64 => {
+            use base64::Engine as _;
+            let bytes: Vec<u8> = vector.iter().flat_map(|value| value.to_le_bytes()).collect();
+            json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -278,8 +307,12 @@ async fn openai_embeddings(
     let started = Instant::now();
     let result = async {
         let Json(request) = payload.map_err(ApiError::from_rejection)?;
-        if request.encoding_format.as_deref().is_some_and(|format| format != "float") {
-            return Err(ApiError::validation("encoding_format must be \"float\""));
+        let dimension = state.info["dimension"].as_i64().unwrap_or_default();
+        if let Some(dimensions) = request.dimensions.filter(|&d| d != dimension) {
+            return Err(ApiError::validation(format!(
+                "dimensions is {dimensions}, but this model gives vectors of {dimension} values: leave it out or ask \
+                 for {dimension}"
+            )));
         }
         let (texts, tokens) = state.texts(request.input, "input", None)?;
         match state.submit(Work::Embed { texts, normalize: state.normalizes }, tokens).await? {
@@ -287,7 +320,10 @@ async fn openai_embeddings(
                 let data: Vec<serde_json::Value> = vectors
                     .into_iter()
                     .enumerate()
-                    .map(|(index, embedding)| json!({ "object": "embedding", "embedding": embedding, "index": index }))
+                    .map(|(index, embedding)| {
+                        let embedding = encode_vector(embedding, request.encoding_format);
+                        json!({ "object": "embedding", "embedding": embedding, "index": index })
+                    })
                     .collect();
                 let model = request.model.unwrap_or_else(|| state.model_name.clone());
                 Ok(Json(json!({
