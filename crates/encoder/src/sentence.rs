@@ -127,6 +127,8 @@ impl SentenceEncoder {
     pub fn with_precision(mut self, precision: Precision) -> Result<(Self, ResolvedPrecision)> {
         let resolved = precision.resolve(self.vs.device());
         self.model.set_precision(resolved.precision)?;
+        // A sentence encoder only infers.
+        self.model.cast_weights_for_inference();
         tracing::info!(precision = %resolved.precision, reason = %resolved.reason, "encoder precision");
         Ok((self, resolved))
     }

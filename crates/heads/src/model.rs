@@ -131,6 +131,11 @@ impl MultiTaskModel {
         Ok(self.encoder.set_precision(precision)?)
     }
 
+    /// For a model that only infers from here on: see [`BertModel::cast_weights_for_inference`].
+    pub fn cast_weights_for_inference(&mut self) {
+        self.encoder.cast_weights_for_inference();
+    }
+
     /// The sentence classification head, if the model has one.
     pub fn classification_module(&self) -> Option<&ClassificationHead> {
         self.classification_head.as_ref()

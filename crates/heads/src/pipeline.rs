@@ -200,6 +200,8 @@ impl Predictor {
     pub fn with_precision(mut self, precision: encoder::Precision) -> Result<(Self, encoder::ResolvedPrecision)> {
         let resolved = precision.resolve(self.model.device());
         self.model.set_precision(resolved.precision)?;
+        // A predictor only infers.
+        self.model.cast_weights_for_inference();
         Ok((self, resolved))
     }
 

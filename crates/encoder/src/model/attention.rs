@@ -19,9 +19,9 @@ pub fn attention_kind(compute: Kind, device: Device) -> Kind {
 /// Multi-head self-attention (`attention.self.{query,key,value}`).
 #[derive(Debug)]
 pub struct BertSelfAttention {
-    query: nn::Linear,
-    key: nn::Linear,
-    value: nn::Linear,
+    query: Projection,
+    key: Projection,
+    value: Projection,
     num_heads: i64,
     head_dim: i64,
     dropout: f64,
@@ -32,9 +32,9 @@ impl BertSelfAttention {
     pub fn new(path: nn::Path, config: &BertConfig) -> Self {
         let hidden = config.hidden_size;
         Self {
-            query: linear(&path / "query", hidden, hidden, config),
-            key: linear(&path / "key", hidden, hidden, config),
-            value: linear(&path / "value", hidden, hidden, config),
+            query: Projection::new(&path / "query", hidden, hidden, config),
+            key: Projection::new(&path / "key", hidden, hidden, config),
+            value: Projection::new(&path / "value", hidden, hidden, config),
             num_heads: config.num_attention_heads,
             head_dim: config.head_dim(),
             dropout: config.attention_probs_dropout_prob,
@@ -58,9 +58,9 @@ impl BertSelfAttention {
         let (batch, seq) = (packing.batch, packing.seq);
         let hidden = hidden.to_kind(compute);
         let attention = attention_kind(compute, hidden.device());
-        let heads = |projection: &nn::Linear| {
+        let heads = |projection: &Projection| {
             packing
-                .pad(&project(projection, &hidden, compute).to_kind(attention))
+                .pad(&projection.forward(&hidden, compute, train).to_kind(attention))
                 .view([batch, seq, self.num_heads, self.head_dim])
                 .transpose(1, 2)
         };
@@ -70,6 +70,12 @@ impl BertSelfAttention {
         let context =
             Tensor::scaled_dot_product_attention(&query, &key, &value, additive_mask, dropout, false, None, false);
         packing.pack(&context.to_kind(compute).transpose(1, 2).reshape([batch * seq, self.num_heads * self.head_dim]))
+    }
+
+    pub(crate) fn cast_weights(&mut self, compute: Option<Kind>) {
+        for projection in [&mut self.query, &mut self.key, &mut self.value] {
+            projection.cast_weights(compute);
+        }
     }
 }
 
@@ -117,7 +123,7 @@ impl Packing {
 /// Output projection, dropout, residual and LayerNorm (`attention.output.{dense,LayerNorm}`).
 #[derive(Debug)]
 pub struct BertSelfOutput {
-    dense: nn::Linear,
+    dense: Projection,
     layer_norm: nn::LayerNorm,
     dropout: f64,
 }
@@ -126,7 +132,7 @@ impl BertSelfOutput {
     /// Creates the layer under `path` (e.g. `... / "attention" / "output"`).
     pub fn new(path: nn::Path, config: &BertConfig) -> Self {
         Self {
-            dense: linear(&path / "dense", config.hidden_size, config.hidden_size, config),
+            dense: Projection::new(&path / "dense", config.hidden_size, config.hidden_size, config),
             layer_norm: layer_norm(&path / "LayerNorm", config),
             dropout: config.hidden_dropout_prob,
         }
@@ -135,8 +141,12 @@ impl BertSelfOutput {
     /// LayerNorm(dropout(dense(context)) + residual): the projection in the `compute` dtype, the sum and the
     /// LayerNorm in the residual's (f32).
     pub fn forward_t(&self, context: &Tensor, residual: &Tensor, train: bool, compute: Kind) -> Tensor {
-        let projected = dropout(&project(&self.dense, context, compute), self.dropout, train);
+        let projected = dropout(&self.dense.forward(context, compute, train), self.dropout, train);
         self.layer_norm.forward(&(projected.to_kind(residual.kind()) + residual))
+    }
+
+    pub(crate) fn cast_weights(&mut self, compute: Option<Kind>) {
+        self.dense.cast_weights(compute);
     }
 }
 
@@ -169,26 +179,56 @@ impl BertAttention {
         let context = self.self_attention.forward_t(hidden, packing, additive_mask, train, compute);
         self.output.forward_t(&context, hidden, train, compute)
     }
-}
 
-/// `linear(input)` in the `compute` dtype: in f32 the layer itself; otherwise the input, weight and bias cast to
-/// `compute` (the casts are part of the autograd graph, so gradients reach the f32 weights).
-pub(crate) fn project(linear: &nn::Linear, input: &Tensor, compute: Kind) -> Tensor {
-    if compute == linear.ws.kind() {
-        return linear.forward(input);
+    pub(crate) fn cast_weights(&mut self, compute: Option<Kind>) {
+        self.self_attention.cast_weights(compute);
+        self.output.cast_weights(compute);
     }
-    let bias = linear.bs.as_ref().map(|bias| bias.to_kind(compute));
-    input.to_kind(compute).linear(&linear.ws.to_kind(compute), bias.as_ref())
 }
 
-/// A linear layer initialised as BERT does (normal weights, zero bias).
-pub(crate) fn linear(path: nn::Path, input: i64, output: i64, config: &BertConfig) -> nn::Linear {
-    let linear_config = nn::LinearConfig {
-        ws_init: nn::Init::Randn { mean: 0.0, stdev: config.initializer_range },
-        bs_init: Some(nn::Init::Const(0.0)),
-        bias: true,
-    };
-    nn::linear(path, input, output, linear_config)
+/// A linear layer (initialised as BERT's: normal weights, zero bias) that computes in the model's precision. In f32
+/// it is the layer itself. Otherwise its input, weight and bias are cast to the `compute` dtype at each call (the
+/// casts are part of the autograd graph, so training reaches the f32 weights), or, once the model is set up for
+/// inference ([`BertModel::cast_weights_for_inference`](super::BertModel::cast_weights_for_inference)), passes that
+/// do not train use copies cast once: a bf16 copy of MiniLM's matrices takes about as long to make as a forward pass
+/// of one short sentence.
+#[derive(Debug)]
+pub struct Projection {
+    linear: nn::Linear,
+    /// The weight and bias cast once, for passes that do not train.
+    cast: Option<(Tensor, Option<Tensor>)>,
+}
+
+impl Projection {
+    /// Creates the layer's variables under `path` (`weight` `[output, input]`, `bias` `[output]`).
+    pub(crate) fn new(path: nn::Path, input: i64, output: i64, config: &BertConfig) -> Self {
+        let linear_config = nn::LinearConfig {
+            ws_init: nn::Init::Randn { mean: 0.0, stdev: config.initializer_range },
+            bs_init: Some(nn::Init::Const(0.0)),
+            bias: true,
+        };
+        Self { linear: nn::linear(path, input, output, linear_config), cast: None }
+    }
+
+    /// `linear(input)` in the `compute` dtype (`train`: a pass whose gradients must reach the f32 weights).
+    pub(crate) fn forward(&self, input: &Tensor, compute: Kind, train: bool) -> Tensor {
+        if compute == self.linear.ws.kind() {
+            return self.linear.forward(input);
+        }
+        if let Some((weight, bias)) = self.cast.as_ref().filter(|(weight, _)| !train && weight.kind() == compute) {
+            return input.to_kind(compute).linear(weight, bias.as_ref());
+        }
+        let bias = self.linear.bs.as_ref().map(|bias| bias.to_kind(compute));
+        input.to_kind(compute).linear(&self.linear.ws.to_kind(compute), bias.as_ref())
+    }
+
+    /// Keeps copies of the weight and bias in `compute` (none when that is their own dtype), or drops them (`None`).
+    pub(crate) fn cast_weights(&mut self, compute: Option<Kind>) {
+        let _no_grad = tch::no_grad_guard();
+        self.cast = compute.filter(|&kind| kind != self.linear.ws.kind()).map(|kind| {
+            (self.linear.ws.to_kind(kind).detach(), self.linear.bs.as_ref().map(|bias| bias.to_kind(kind).detach()))
+        });
+    }
 }
 
 /// A LayerNorm over the hidden size with the configured epsilon.

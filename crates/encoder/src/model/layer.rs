@@ -1,6 +1,6 @@
 //! `BertIntermediate`, `BertOutput` and `BertLayer` (`encoder.layer.N.*`).
 
-use super::attention::{layer_norm, linear, project, BertAttention, Packing};
+use super::attention::{layer_norm, BertAttention, Packing, Projection};
 use super::dropout::dropout;
 use crate::config::{BertConfig, HiddenAct};
 use tch::nn::{self, Module};
@@ -9,7 +9,7 @@ use tch::{Kind, Tensor};
 /// The feed-forward expansion with its activation (`intermediate.dense`).
 #[derive(Debug)]
 pub struct BertIntermediate {
-    dense: nn::Linear,
+    dense: Projection,
     activation: HiddenAct,
 }
 
@@ -17,14 +17,14 @@ impl BertIntermediate {
     /// Creates the layer under `path` (e.g. `... / "layer" / 0 / "intermediate"`).
     pub fn new(path: nn::Path, config: &BertConfig) -> Self {
         Self {
-            dense: linear(&path / "dense", config.hidden_size, config.intermediate_size, config),
+            dense: Projection::new(&path / "dense", config.hidden_size, config.intermediate_size, config),
             activation: config.hidden_act,
         }
     }
 
-    /// activation(dense(hidden)), in the `compute` dtype.
-    pub fn forward(&self, hidden: &Tensor, compute: Kind) -> Tensor {
-        let projected = project(&self.dense, hidden, compute);
+    /// activation(dense(hidden)), in the `compute` dtype (`train`: a pass whose gradients must reach the weights).
+    pub fn forward_t(&self, hidden: &Tensor, compute: Kind, train: bool) -> Tensor {
+        let projected = self.dense.forward(hidden, compute, train);
         match self.activation {
             HiddenAct::Gelu => projected.gelu("none"),
             HiddenAct::GeluNew => projected.gelu("tanh"),
@@ -36,7 +36,7 @@ impl BertIntermediate {
 /// The feed-forward contraction, dropout, residual and LayerNorm (`output.{dense,LayerNorm}`).
 #[derive(Debug)]
 pub struct BertOutput {
-    dense: nn::Linear,
+    dense: Projection,
     layer_norm: nn::LayerNorm,
     dropout: f64,
 }
@@ -45,7 +45,7 @@ impl BertOutput {
     /// Creates the layer under `path` (e.g. `... / "layer" / 0 / "output"`).
     pub fn new(path: nn::Path, config: &BertConfig) -> Self {
         Self {
-            dense: linear(&path / "dense", config.intermediate_size, config.hidden_size, config),
+            dense: Projection::new(&path / "dense", config.intermediate_size, config.hidden_size, config),
             layer_norm: layer_norm(&path / "LayerNorm", config),
             dropout: config.hidden_dropout_prob,
         }
@@ -54,7 +54,7 @@ impl BertOutput {
     /// LayerNorm(dropout(dense(intermediate)) + residual): the projection in the `compute` dtype, the sum and the
     /// LayerNorm in the residual's (f32).
     pub fn forward_t(&self, intermediate: &Tensor, residual: &Tensor, train: bool, compute: Kind) -> Tensor {
-        let projected = dropout(&project(&self.dense, intermediate, compute), self.dropout, train);
+        let projected = dropout(&self.dense.forward(intermediate, compute, train), self.dropout, train);
         self.layer_norm.forward(&(projected.to_kind(residual.kind()) + residual))
     }
 }
@@ -88,7 +88,13 @@ impl BertLayer {
         compute: Kind,
     ) -> Tensor {
         let attended = self.attention.forward_t(hidden, packing, additive_mask, train, compute);
-        let expanded = self.intermediate.forward(&attended, compute);
+        let expanded = self.intermediate.forward_t(&attended, compute, train);
         self.output.forward_t(&expanded, &attended, train, compute)
+    }
+
+    pub(crate) fn cast_weights(&mut self, compute: Option<Kind>) {
+        self.attention.cast_weights(compute);
+        self.intermediate.dense.cast_weights(compute);
+        self.output.dense.cast_weights(compute);
     }
 }

@@ -7,7 +7,7 @@ mod dropout;
 mod embeddings;
 mod layer;
 
-pub use attention::{attention_kind, BertAttention, BertSelfAttention, BertSelfOutput, Packing};
+pub use attention::{attention_kind, BertAttention, BertSelfAttention, BertSelfOutput, Packing, Projection};
 pub use dropout::dropout;
 pub use embeddings::BertEmbeddings;
 pub use layer::{BertIntermediate, BertLayer, BertOutput};
@@ -96,6 +96,12 @@ impl BertEncoder {
         }
         hidden
     }
+
+    fn cast_weights(&mut self, compute: Option<Kind>) {
+        for layer in &mut self.layers {
+            layer.cast_weights(compute);
+        }
+    }
 }
 
 /// What the encoder returns.
@@ -112,6 +118,8 @@ pub struct BertModel {
     encoder: BertEncoder,
     config: BertConfig,
     precision: Precision,
+    /// Whether the matrices are kept cast to the compute dtype for passes that do not train.
+    inference_casts: bool,
 }
 
 impl BertModel {
@@ -122,6 +130,7 @@ impl BertModel {
             encoder: BertEncoder::new(&path / ENCODER, config),
             config: config.clone(),
             precision: Precision::F32,
+            inference_casts: false,
         }
     }
 
@@ -139,7 +148,20 @@ impl BertModel {
             ));
         }
         self.precision = precision;
+        if self.inference_casts {
+            self.encoder.cast_weights(Some(precision.compute_kind()));
+        }
         Ok(())
+    }
+
+    /// For a model that only infers from here on (an embedder, a predictor, a server): keeps its matrices cast to
+    /// the compute precision (bf16) once, instead of at every forward pass (a pass of one short sentence costs about
+    /// as much again in casts). Costs a second copy of the matrices in that dtype; nothing at f32. Passes with `train`
+    /// set still cast the f32 weights themselves, but the copies are not refreshed if the weights change: call this
+    /// again (or [`set_precision`](Self::set_precision)) after changing them.
+    pub fn cast_weights_for_inference(&mut self) {
+        self.inference_casts = true;
+        self.encoder.cast_weights(Some(self.precision.compute_kind()));
     }
 
     /// The compute precision (`F32` or `Bf16`).
@@ -304,6 +326,28 @@ mod tests {
         states.sum(Kind::Float).backward();
         let query = &vs.variables()["encoder.layer.0.attention.self.query.weight"];
         assert!(query.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0);
+    }
+
+    #[test]
+    fn weights_cast_once_for_inference_give_the_same_states_and_training_still_reaches_the_weights() {
+        let (vs, mut model) = tiny();
+        model.set_precision(Precision::Bf16).expect("bf16");
+        let input = ids(&[2, 5, 7, 3]);
+        let eval = |model: &BertModel| model.forward_t(&input, None, None, false).expect("forward").last_hidden_state;
+        let cast_each_pass = eval(&model);
+        model.cast_weights_for_inference();
+        assert!(eval(&model).equal(&cast_each_pass), "the copies are the same casts");
+        // A training pass computes from the f32 weights: gradients reach them.
+        model.forward_t(&input, None, None, true).expect("forward").last_hidden_state.sum(Kind::Float).backward();
+        let query = &vs.variables()["encoder.layer.0.attention.self.query.weight"];
+        assert!(query.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0);
+        // Changed weights reach the copies when the precision is set again.
+        tch::no_grad(|| {
+            let _ = query.shallow_clone().g_mul_scalar_(2.0);
+        });
+        assert!(eval(&model).equal(&cast_each_pass), "stale until refreshed, as documented");
+        model.set_precision(Precision::Bf16).expect("bf16");
+        assert!(!eval(&model).equal(&cast_each_pass), "refreshed");
     }
 
     #[test]
