@@ -122,6 +122,7 @@ fn main() -> Result<()> {
 
     let offline = offline(&args, &texts)?;
     println!("{offline}");
+    let precision = offline["precision"].clone();
     let offline_rate = offline["texts_per_s"].as_f64().unwrap_or(f64::NAN);
     let offline_vectors = offline_vectors(&args, &texts[..16.min(texts.len())])?;
 
@@ -151,6 +152,7 @@ fn main() -> Result<()> {
         let line = json!({
             "bench": "cli.server_load",
             "mode": "server",
+            "precision": precision,
             "corpus": args.corpus,
             "clients": clients,
             "texts": texts.len(),
@@ -180,6 +182,7 @@ fn main() -> Result<()> {
         json!({
             "bench": "cli.server_load",
             "mode": "summary",
+            "precision": precision,
             "corpus": args.corpus,
             "texts": texts.len(),
             "offline_texts_per_s": offline["texts_per_s"],

@@ -323,13 +323,21 @@ pub(super) fn pipeline_section(runner: &mut Runner, plan: &Plan, files: Option<&
 
 /// Section 6: `bertmt serve` (release build) under 1, 8 and 64 concurrent clients sending one GMB sentence each,
 /// against the offline embedder on the same sentences (`crates/cli/benches/server_load.rs`).
+/// Where `auto` is bf16, the same at f32 too, at 8 and 64 clients on half the sentences (f32 is 2.5x slower here).
 pub(super) fn server_section(runner: &mut Runner, plan: &Plan, texts: &Path) {
-    let args = vec![
-        format!("--texts={}", texts.display()),
-        s("--corpus=gmb"),
-        format!("--limit={}", plan.server_sentences),
-        s("--clients=1,8,64"),
-        reps(plan),
-    ];
-    runner.cargo_bench(Section::Server, "bertmt", "server_load", false, &args);
+    let args = |precision: &str, clients: &str, sentences: usize| {
+        vec![
+            format!("--texts={}", texts.display()),
+            s("--corpus=gmb"),
+            format!("--limit={sentences}"),
+            format!("--clients={clients}"),
+            format!("--precision={precision}"),
+            reps(plan),
+        ]
+    };
+    runner.cargo_bench(Section::Server, "bertmt", "server_load", false, &args("auto", "1,8,64", plan.server_sentences));
+    if super::machine::native_bf16() {
+        let f32_args = args("f32", "8,64", plan.server_sentences / 2);
+        runner.cargo_bench(Section::Server, "bertmt", "server_load", false, &f32_args);
+    }
 }

@@ -410,6 +410,7 @@ mod tests {
         let server = |clients: i64, rate: f64, ratio: f64| {
             json!({
                 "bench": "cli.server_load", "section": "server", "other_cpu_load": 0.01, "mode": "server",
+                "precision": "f32",
                 "clients": clients, "texts": 2000, "texts_per_s": rate, "ratio_to_offline": ratio, "p50_ms": 12.345,
                 "p99_ms": 20.5, "max_ms": 25.0, "mean_batch_requests": 7.5, "errors": 0, "client_cpu_s": 0.12,
             })
@@ -428,7 +429,18 @@ mod tests {
                     "bench": "cli.server_load", "section": "server", "other_cpu_load": 0.0, "mode": "summary",
                     "clients": 64, "server_texts_per_s": 250.0, "offline_texts_per_s": 300.0,
                     "ratio_to_offline": 0.8333, "p99_ms": 20.5, "max_abs_difference_to_offline": 1.5e-7,
-                    "min_cosine_to_offline": 1.0, "check": "ok",
+                    "min_cosine_to_offline": 1.0, "check": "ok", "precision": "f32",
+                },
+                {
+                    "bench": "cli.server_load", "section": "server", "other_cpu_load": 0.02, "mode": "offline",
+                    "texts": 1000, "batch": 32, "precision": "bf16", "texts_per_s": 800.0, "reps": 3, "threads": 2,
+                    "groups_of_32_texts_per_s": 500.0,
+                },
+                {
+                    "bench": "cli.server_load", "section": "server", "other_cpu_load": 0.0, "mode": "summary",
+                    "clients": 64, "server_texts_per_s": 400.0, "offline_texts_per_s": 800.0,
+                    "ratio_to_offline": 0.5, "p99_ms": 99.0, "max_abs_difference_to_offline": 8e-4,
+                    "min_cosine_to_offline": 0.99999, "check": "ok", "precision": "bf16",
                 },
             ]),
         );
@@ -443,5 +455,9 @@ mod tests {
         assert!(lines.contains(&"| 64 | 250.0 | 83% | 12.3 | 20.5 | 25.0 | 7.5 | 0 | 0.12 |"), "{block}");
         assert!(block.contains("250.0 sentences/s against 300.0 = 83%, **met**; p99 latency 20.5 ms"), "{block}");
         assert!(block.contains("least cosine similarity 1.000000 (ok)"), "{block}");
+        // A second precision gets its own paragraph, without the first one's rows.
+        assert!(block.contains("precision bf16"), "{block}");
+        assert!(block.contains("400.0 sentences/s against 800.0 = 50%, **missed**; p99 latency 99.0 ms"), "{block}");
+        assert_eq!(block.matches("| 64 | 250.0 |").count(), 1, "{block}");
     }
 }

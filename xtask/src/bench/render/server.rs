@@ -6,9 +6,25 @@ use std::fmt::Write as _;
 
 impl Report<'_> {
     pub(super) fn server(&self, out: &mut String) {
-        let Some(offline) = self.find(|r| r["bench"] == "cli.server_load" && r["mode"] == "offline") else {
+        let offline: Vec<&Value> =
+            self.results().filter(|r| r["bench"] == "cli.server_load" && r["mode"] == "offline").collect();
+        if offline.is_empty() {
             out.push_str("No server result (see the failures in the run file).\n");
-            return;
+        }
+        for (index, offline) in offline.into_iter().enumerate() {
+            if index > 0 {
+                out.push('\n');
+            }
+            self.server_run(offline, out);
+        }
+    }
+
+    /// One precision's run: its offline line, then the server's rows and target with the same precision.
+    fn server_run(&self, offline: &Value, out: &mut String) {
+        let same = |r: &Value, mode: &str| {
+            r["bench"] == "cli.server_load"
+                && r["mode"] == mode
+                && (r["precision"] == offline["precision"] || r["precision"].is_null())
         };
         let _ = writeln!(
             out,
@@ -35,8 +51,7 @@ impl Report<'_> {
             "| clients | sentences/s | of offline | p50 ms | p99 ms | max ms | mean batch (requests) | errors | client CPU s |"
         );
         let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-        let rows: Vec<&Value> =
-            self.results().filter(|r| r["bench"] == "cli.server_load" && r["mode"] == "server").collect();
+        let rows: Vec<&Value> = self.results().filter(|r| same(r, "server")).collect();
         for r in &rows {
             let _ = writeln!(
                 out,
@@ -52,7 +67,7 @@ impl Report<'_> {
                 f(&r["client_cpu_s"], 2),
             );
         }
-        let Some(summary) = self.find(|r| r["bench"] == "cli.server_load" && r["mode"] == "summary") else { return };
+        let Some(summary) = self.find(|r| same(r, "summary")) else { return };
         let ratio = summary["ratio_to_offline"].as_f64().unwrap_or(f64::NAN);
         let _ = writeln!(
             out,
