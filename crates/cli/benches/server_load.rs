@@ -195,6 +195,7 @@ fn main() -> Result<()> {
             "max_abs_difference_to_offline": max_difference,
             "min_cosine_to_offline": min_cosine,
             // A text's vector depends on its batch's other texts only through rounding (bf16 rounds more).
+            // (NaN, from a zero or broken vector, fails.)
             "check": if min_cosine >= MIN_COSINE { "ok" } else { "vectors differ" },
             "server_info": server_info,
         })
@@ -406,7 +407,9 @@ impl Server {
                 got_norm += f64::from(a) * f64::from(a);
                 expected_norm += f64::from(b) * f64::from(b);
             }
-            least_cosine = least_cosine.min(dot / (got_norm.sqrt() * expected_norm.sqrt()));
+            let cosine = dot / (got_norm.sqrt() * expected_norm.sqrt());
+            // NaN (a zero or broken vector) must not vanish in `min`.
+            least_cosine = if cosine.is_nan() || least_cosine.is_nan() { f64::NAN } else { least_cosine.min(cosine) };
         }
         Ok((largest, least_cosine))
     }

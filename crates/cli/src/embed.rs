@@ -117,8 +117,12 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
     println!("{}", embedder.encoder().config());
     let kind = describe(&info);
     println!(
-        "Embeddings: {kind}, {} values, texts truncated at {} tokens (settings: {}{})\n",
+        "Embeddings: {kind}, {} values, texts {} {} tokens (settings: {}{})\n",
         info.dimension,
+        match info.long_text {
+            encoder::LongText::Truncate => "truncated at",
+            encoder::LongText::Chunk => "read in overlapping chunks of",
+        },
         info.max_length,
         if info.source == "defaults" {
             "defaults: the model has no sentence-transformers files"

@@ -152,6 +152,8 @@ fn every_route_answers_as_tei_and_openai_clients_expect_and_matches_embed() {
         let expected: Vec<f32> = expected.iter().map(|&v| v as f32).collect();
         assert_eq!(decoded, expected, "base64 carries the same values as floats");
     }
+    let (status, answer) = server.post("/v1/embeddings", &json!({ "input": "a film", "encoding_format": null }));
+    assert_eq!(status, 200, "null is the default format: {answer}");
     let (status, answer) = server.post("/v1/embeddings", &json!({ "input": "a film", "dimensions": 8 }));
     assert_eq!(status, 422, "{answer}");
     assert!(answer["error"].as_str().is_some_and(|e| e.contains("16 values")), "{answer}");

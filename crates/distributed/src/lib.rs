@@ -255,6 +255,10 @@ pub struct GroupConfig {
     /// How often a rank still waiting at the rendezvous reports who is missing (see
     /// [`ProcessGroup::connect_with_progress`]); [`DEFAULT_PROGRESS_INTERVAL`] by default.
     pub progress_interval: Duration,
+    /// Whether the rendezvous store is already hosted at `MASTER_ADDR:MASTER_PORT` by a launcher, so that rank 0 joins
+    /// it as the others do instead of hosting it: `torchrun`'s agent does this and says so with
+    /// `TORCHELASTIC_USE_AGENT_STORE=True`.
+    pub agent_store: bool,
 }
 
 impl GroupConfig {
@@ -318,6 +322,7 @@ impl GroupConfig {
             timeout,
             rendezvous_timeout,
             progress_interval: DEFAULT_PROGRESS_INTERVAL,
+            agent_store: get("TORCHELASTIC_USE_AGENT_STORE").is_some_and(|value| value.trim() == "True"),
         }))
     }
 
@@ -396,6 +401,7 @@ impl ProcessGroup {
             timeout,
             rendezvous_timeout: timeout,
             progress_interval: DEFAULT_PROGRESS_INTERVAL,
+            agent_store: false,
         })
     }
 
@@ -796,11 +802,26 @@ mod tests {
                 timeout: TIMEOUT,
                 rendezvous_timeout: TIMEOUT,
                 progress_interval: DEFAULT_PROGRESS_INTERVAL,
+                agent_store: false,
             }
         );
         assert_eq!(config.master(), "10.1.2.3:29511");
         let v6 = GroupConfig { master_addr: "::1".into(), ..config };
         assert_eq!(v6.master(), "[::1]:29511");
+    }
+
+    #[test]
+    fn torchruns_agent_store_is_joined_not_hosted() {
+        let base = [("WORLD_SIZE", "2"), ("RANK", "0"), ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29500")];
+        let read = |extra: Option<&'static str>| {
+            let mut pairs = base.to_vec();
+            if let Some(value) = extra {
+                pairs.push(("TORCHELASTIC_USE_AGENT_STORE", value));
+            }
+            GroupConfig::from_vars(vars(&pairs), TIMEOUT).expect("valid").expect("two ranks").agent_store
+        };
+        assert!(read(Some("True")));
+        assert!(!read(Some("False")) && !read(None));
     }
 
     #[test]
@@ -914,6 +935,7 @@ mod tests {
                 timeout: TIMEOUT,
                 rendezvous_timeout: TIMEOUT,
                 progress_interval: Duration::ZERO,
+                agent_store: false,
             }),
             ProcessGroup::new("127.0.0.1\0", 1, 0, 2, TIMEOUT),
             ProcessGroup::new("", 1, 0, 2, TIMEOUT),

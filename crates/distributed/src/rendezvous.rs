@@ -3,7 +3,8 @@
 //! 1. `MASTER_ADDR` is resolved; an address that does not resolve is an error at once.
 //! 2. Rank 0 listens on `MASTER_PORT` itself (a port held by another program is an error at once) and hands the
 //!    socket to the `TCPStore` it hosts; the other ranks try to connect until rank 0's store answers its ping,
-//!    and a program there that is not a store is an error as soon as it fails to answer.
+//!    and a program there that is not a store is an error as soon as it fails to answer. Under `torchrun`
+//!    (`TORCHELASTIC_USE_AGENT_STORE=True`) its agent hosts the store, and rank 0 joins it as the others do.
 //! 3. Every rank announces itself in the store (`bertmt/rank/<rank>`) and waits until all have.
 //!
 //! While a rank waits, every `progress_interval` it reports who is missing and how long is left
@@ -129,8 +130,8 @@ pub(crate) fn rendezvous(
 ) -> Result<JoinedStore> {
     let mut clock = Clock::start(config, on_progress);
     let addresses = resolve(config)?;
-    let store = if config.rank == 0 {
-        let listener = listen(config)?;
+    let store = if config.rank == 0 && !config.agent_store {
+        let listener = listen(config, &addresses)?;
         reaches_itself(config, &addresses, &clock)?;
         Store::create(config, Some(listener), clock.left()).map_err(|message| clock.failed(message, Vec::new()))?
     } else {
@@ -161,9 +162,10 @@ fn resolve(config: &GroupConfig) -> Result<Vec<SocketAddr>> {
     Ok(addresses)
 }
 
-/// Rank 0's listening socket on `MASTER_PORT`, on every interface (as the `TCPStore` server binds: IPv6 and IPv4
-/// where the host allows, else IPv4).
-fn listen(config: &GroupConfig) -> Result<TcpListener> {
+/// Rank 0's listening socket on `MASTER_PORT`, on every interface: IPv4 only when `MASTER_ADDR` resolves to IPv4
+/// addresses only (an IPv6 socket would not take IPv4 connections on hosts with `bindv6only`), else IPv6 and IPv4
+/// where the host allows, else IPv4.
+fn listen(config: &GroupConfig, addresses: &[SocketAddr]) -> Result<TcpListener> {
     let port = config.master_port;
     let refused = |error: io::Error| DistributedError::Listen {
         port,
@@ -175,6 +177,9 @@ fn listen(config: &GroupConfig) -> Result<TcpListener> {
             error.to_string()
         },
     };
+    if addresses.iter().all(SocketAddr::is_ipv4) {
+        return TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).map_err(refused);
+    }
     match TcpListener::bind((Ipv6Addr::UNSPECIFIED, port)) {
         Ok(listener) => Ok(listener),
         Err(error) if error.kind() == io::ErrorKind::AddrInUse => Err(refused(error)),
@@ -288,13 +293,16 @@ fn ping(mut stream: TcpStream, nonce: u32, answer_time: Duration) -> Probe {
                 describe_duration(answer_time)
             ))
         }
+        // Rank 0 exiting, or its store starting or stopping, closes connections too: not a verdict, try again.
         Err(error)
             if matches!(
                 error.kind(),
                 io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
             ) =>
         {
-            Probe::Foreign("it accepted the connection, then closed it without answering the store's ping".to_owned())
+            Probe::Unreachable(
+                "it accepted the connection, then closed it without answering the store's ping".to_owned(),
+            )
         }
         Err(error) => Probe::Unreachable(error.to_string()),
     }
@@ -327,7 +335,17 @@ fn join(config: &GroupConfig, store: &Store, clock: &mut Clock<'_>) -> Result<()
     };
     let world = i64::try_from(config.world_size).unwrap_or(i64::MAX);
     if config.rank == 0 {
-        store.add(WORLD_SIZE_KEY, world).map_err(|message| lost(clock, message, &[]))?;
+        let total = store.add(WORLD_SIZE_KEY, world).map_err(|message| lost(clock, message, &[]))?;
+        if total != world {
+            return Err(DistributedError::Membership {
+                master: config.master(),
+                message: format!(
+                    "another process wrote its WORLD_SIZE in the store before this rank 0 did: two processes were \
+                     started with RANK=0 (or the store at {} is another run's)",
+                    config.master()
+                ),
+            });
+        }
     } else {
         // Rank 0 writes its WORLD_SIZE right after starting the store: 0 means not yet.
         loop {
@@ -346,8 +364,17 @@ fn join(config: &GroupConfig, store: &Store, clock: &mut Clock<'_>) -> Result<()
                 });
             }
             if clock.expired() {
-                let message = format!("rank 0 did not write its WORLD_SIZE in its store within {}", clock.limit());
+                let message = format!(
+                    "rank 0 did not write its WORLD_SIZE in the store there within {}: is the program at that \
+                     address bertmt's rank 0?",
+                    clock.limit()
+                );
                 return Err(clock.failed(message, Vec::new()));
+            }
+            if clock.report_due() {
+                clock.report(Waiting::RankZero {
+                    last_error: "a store answers there, but rank 0 has not written its WORLD_SIZE in it yet".to_owned(),
+                });
             }
             clock.sleep(STORE_POLL);
         }
@@ -436,7 +463,10 @@ impl<'a> Clock<'a> {
     /// Sleeps `pause`, or until the deadline or the next report if sooner.
     fn sleep(&self, pause: Duration) {
         let now = Instant::now();
-        let until = (now + pause).min(self.deadline).min(self.next_report.max(now));
+        let mut until = (now + pause).min(self.deadline);
+        if self.next_report > now {
+            until = until.min(self.next_report);
+        }
         std::thread::sleep(until.saturating_duration_since(now));
     }
 
@@ -487,7 +517,7 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    /// Rank 0: the store served on `listener`'s socket; the others: a client of rank 0's store. Waits at most
+    /// With a `listener` (rank 0): the store served on its socket; without: a client of the store already there. Waits at most
     /// `timeout` to connect (the callers reached the store already, so this is normally at once).
     fn create(
         config: &GroupConfig,
@@ -497,6 +527,8 @@ impl Store {
         let addr = CString::new(config.master_addr.as_str()).map_err(|_| "the master address contains a NUL byte")?;
         let world_size = c_int::try_from(config.world_size).map_err(|_| "the world size is too large")?;
         let timeout_ms = timeout_millis(timeout.max(Duration::from_millis(1)))?;
+        // Rank 0 hosts the store unless a launcher does (then it is a client, as the others).
+        let hosts = listener.is_some();
         let listen_fd = listener.map_or(-1, into_fd);
         let mut raw: *mut ffi::Store = std::ptr::null_mut();
         let mut message: *mut c_char = std::ptr::null_mut();
@@ -506,7 +538,7 @@ impl Store {
             ffi::bertmt_c10d_store_new(
                 addr.as_ptr(),
                 c_int::from(config.master_port),
-                c_int::from(config.rank == 0),
+                c_int::from(hosts),
                 world_size,
                 listen_fd,
                 timeout_ms,

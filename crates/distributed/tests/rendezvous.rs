@@ -26,6 +26,7 @@ fn config(rank: usize, world_size: usize, port: u16, rendezvous: Duration) -> Gr
         timeout: Duration::from_secs(20),
         rendezvous_timeout: rendezvous,
         progress_interval: Duration::from_secs(1),
+        agent_store: false,
     }
 }
 

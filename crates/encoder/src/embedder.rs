@@ -219,6 +219,9 @@ impl Embedder {
     /// each with the text's `[CLS]` and `[SEP]`): every chunk goes through the stages but the final normalization,
     /// the chunks of a text are averaged, then normalized when the model normalizes.
     fn embed_in_chunks(&self, texts: &[&str], batch_size: usize) -> Result<Embeddings> {
+        if texts.is_empty() {
+            return Err(EncoderError::InvalidInput("no texts to encode".into()));
+        }
         let max_length = self.info.max_length;
         let stride = text_prep::default_stride(max_length);
         let mut chunk_ids: Vec<Vec<u32>> = Vec::new();
@@ -254,11 +257,14 @@ impl Embedder {
                 Ok((0..vectors.size()[0]).map(|row| vectors.get(row)).collect())
             },
         )?;
+        // `owner` is in text order: each text's chunks are one run of it.
         let mut rows = Vec::with_capacity(texts.len());
+        let mut start = 0;
         for index in 0..texts.len() {
-            let mine: Vec<&Tensor> = owner.iter().zip(&chunks).filter(|(o, _)| **o == index).map(|(_, t)| t).collect();
-            let mean = Tensor::f_stack(&mine, 0)?.mean_dim(0, false, Kind::Float);
-            rows.push(mean);
+            let end = start + owner[start..].iter().take_while(|&&o| o == index).count();
+            let mine: Vec<&Tensor> = chunks[start..end].iter().collect();
+            rows.push(Tensor::f_stack(&mine, 0)?.mean_dim(0, false, Kind::Float));
+            start = end;
         }
         let mut vectors = Tensor::f_stack(&rows, 0)?;
         if normalize {

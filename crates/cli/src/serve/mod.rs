@@ -181,7 +181,7 @@ struct OpenAiRequest {
     #[serde(default)]
     model: Option<String>,
     #[serde(default)]
-    encoding_format: EncodingFormat,
+    encoding_format: Option<EncodingFormat>,
     /// OpenAI's way to ask for shortened vectors: accepted when it is the model's dimension.
     #[serde(default)]
     dimensions: Option<i64>,
@@ -321,7 +321,7 @@ async fn openai_embeddings(
                     .into_iter()
                     .enumerate()
                     .map(|(index, embedding)| {
-                        let embedding = encode_vector(embedding, request.encoding_format);
+                        let embedding = encode_vector(embedding, request.encoding_format.unwrap_or_default());
                         json!({ "object": "embedding", "embedding": embedding, "index": index })
                     })
                     .collect();

@@ -66,7 +66,8 @@ impl StepTimer {
     }
 }
 
-/// A linear layer computing in `compute` from f32 weights, as the model's (`encoder::model::attention`).
+/// A linear layer computing in `compute` from f32 weights, as the model's `encoder::model::Projection` does in a
+/// pass that records gradients.
 fn linear(input: &Tensor, weight: &Tensor, bias: &Tensor, compute: Kind) -> Tensor {
     input.to_kind(compute).linear(&weight.to_kind(compute), Some(&bias.to_kind(compute)))
 }

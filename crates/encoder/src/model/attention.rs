@@ -60,7 +60,7 @@ impl BertSelfAttention {
         let attention = attention_kind(compute, hidden.device());
         let heads = |projection: &Projection| {
             packing
-                .pad(&projection.forward(&hidden, compute, train).to_kind(attention))
+                .pad(&projection.forward(&hidden, compute).to_kind(attention))
                 .view([batch, seq, self.num_heads, self.head_dim])
                 .transpose(1, 2)
         };
@@ -141,7 +141,7 @@ impl BertSelfOutput {
     /// LayerNorm(dropout(dense(context)) + residual): the projection in the `compute` dtype, the sum and the
     /// LayerNorm in the residual's (f32).
     pub fn forward_t(&self, context: &Tensor, residual: &Tensor, train: bool, compute: Kind) -> Tensor {
-        let projected = dropout(&self.dense.forward(context, compute, train), self.dropout, train);
+        let projected = dropout(&self.dense.forward(context, compute), self.dropout, train);
         self.layer_norm.forward(&(projected.to_kind(residual.kind()) + residual))
     }
 
@@ -190,8 +190,8 @@ impl BertAttention {
 /// it is the layer itself. Otherwise its input, weight and bias are cast to the `compute` dtype at each call (the
 /// casts are part of the autograd graph, so training reaches the f32 weights), or, once the model is set up for
 /// inference ([`BertModel::cast_weights_for_inference`](super::BertModel::cast_weights_for_inference)), passes that
-/// do not train use copies cast once: a bf16 copy of MiniLM's matrices takes about as long to make as a forward pass
-/// of one short sentence.
+/// record no gradient (`tch::no_grad`, frozen layers) use copies cast once: a bf16 copy of MiniLM's matrices takes
+/// about as long to make as a forward pass of one short sentence.
 #[derive(Debug)]
 pub struct Projection {
     linear: nn::Linear,
@@ -210,15 +210,20 @@ impl Projection {
         Self { linear: nn::linear(path, input, output, linear_config), cast: None }
     }
 
-    /// `linear(input)` in the `compute` dtype (`train`: a pass whose gradients must reach the f32 weights).
-    pub(crate) fn forward(&self, input: &Tensor, compute: Kind, train: bool) -> Tensor {
+    /// `linear(input)` in the `compute` dtype.
+    pub(crate) fn forward(&self, input: &Tensor, compute: Kind) -> Tensor {
         if compute == self.linear.ws.kind() {
             return self.linear.forward(input);
         }
-        if let Some((weight, bias)) = self.cast.as_ref().filter(|(weight, _)| !train && weight.kind() == compute) {
+        let bias = self.linear.bs.as_ref().map(|bias| bias.to_kind(compute));
+        // The copies serve only passes that record no gradient for the layer (the bias's cast, a few hundred
+        // values, says whether autograd is on for it): a pass whose gradients must reach the f32 weights casts them.
+        let records_gradients = bias.as_ref().is_none_or(Tensor::requires_grad);
+        if let Some((weight, bias)) =
+            self.cast.as_ref().filter(|(weight, _)| !records_gradients && weight.kind() == compute)
+        {
             return input.to_kind(compute).linear(weight, bias.as_ref());
         }
-        let bias = self.linear.bs.as_ref().map(|bias| bias.to_kind(compute));
         input.to_kind(compute).linear(&self.linear.ws.to_kind(compute), bias.as_ref())
     }
 

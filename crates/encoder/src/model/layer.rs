@@ -22,9 +22,9 @@ impl BertIntermediate {
         }
     }
 
-    /// activation(dense(hidden)), in the `compute` dtype (`train`: a pass whose gradients must reach the weights).
-    pub fn forward_t(&self, hidden: &Tensor, compute: Kind, train: bool) -> Tensor {
-        let projected = self.dense.forward(hidden, compute, train);
+    /// activation(dense(hidden)), in the `compute` dtype.
+    pub fn forward(&self, hidden: &Tensor, compute: Kind) -> Tensor {
+        let projected = self.dense.forward(hidden, compute);
         match self.activation {
             HiddenAct::Gelu => projected.gelu("none"),
             HiddenAct::GeluNew => projected.gelu("tanh"),
@@ -54,7 +54,7 @@ impl BertOutput {
     /// LayerNorm(dropout(dense(intermediate)) + residual): the projection in the `compute` dtype, the sum and the
     /// LayerNorm in the residual's (f32).
     pub fn forward_t(&self, intermediate: &Tensor, residual: &Tensor, train: bool, compute: Kind) -> Tensor {
-        let projected = dropout(&self.dense.forward(intermediate, compute, train), self.dropout, train);
+        let projected = dropout(&self.dense.forward(intermediate, compute), self.dropout, train);
         self.layer_norm.forward(&(projected.to_kind(residual.kind()) + residual))
     }
 }
@@ -88,7 +88,7 @@ impl BertLayer {
         compute: Kind,
     ) -> Tensor {
         let attended = self.attention.forward_t(hidden, packing, additive_mask, train, compute);
-        let expanded = self.intermediate.forward_t(&attended, compute, train);
+        let expanded = self.intermediate.forward(&attended, compute);
         self.output.forward_t(&expanded, &attended, train, compute)
     }
 

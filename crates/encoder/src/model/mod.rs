@@ -156,9 +156,9 @@ impl BertModel {
 
     /// For a model that only infers from here on (an embedder, a predictor, a server): keeps its matrices cast to
     /// the compute precision (bf16) once, instead of at every forward pass (a pass of one short sentence costs about
-    /// as much again in casts). Costs a second copy of the matrices in that dtype; nothing at f32. Passes with `train`
-    /// set still cast the f32 weights themselves, but the copies are not refreshed if the weights change: call this
-    /// again (or [`set_precision`](Self::set_precision)) after changing them.
+    /// as much again in casts). Costs a second copy of the matrices in that dtype; nothing at f32. Passes that record
+    /// gradients still cast the f32 weights themselves, so gradients reach them; but the copies are not refreshed
+    /// if the weights change: call this again (or [`set_precision`](Self::set_precision)) after changing them.
     pub fn cast_weights_for_inference(&mut self) {
         self.inference_casts = true;
         self.encoder.cast_weights(Some(self.precision.compute_kind()));
@@ -333,17 +333,23 @@ mod tests {
         let (vs, mut model) = tiny();
         model.set_precision(Precision::Bf16).expect("bf16");
         let input = ids(&[2, 5, 7, 3]);
-        let eval = |model: &BertModel| model.forward_t(&input, None, None, false).expect("forward").last_hidden_state;
+        // Inference records no gradient: the copies serve it.
+        let eval = |model: &BertModel| {
+            tch::no_grad(|| model.forward_t(&input, None, None, false).expect("forward").last_hidden_state)
+        };
         let cast_each_pass = eval(&model);
         model.cast_weights_for_inference();
         assert!(eval(&model).equal(&cast_each_pass), "the copies are the same casts");
-        // A training pass computes from the f32 weights: gradients reach them.
-        model.forward_t(&input, None, None, true).expect("forward").last_hidden_state.sum(Kind::Float).backward();
-        let query = &vs.variables()["encoder.layer.0.attention.self.query.weight"];
-        assert!(query.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0);
+        // A pass that records gradients computes from the f32 weights, dropout or not: gradients reach them.
+        let mut query = vs.variables()["encoder.layer.0.attention.self.query.weight"].shallow_clone();
+        for train in [false, true] {
+            query.zero_grad();
+            model.forward_t(&input, None, None, train).expect("forward").last_hidden_state.sum(Kind::Float).backward();
+            assert!(query.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0, "train {train}");
+        }
         // Changed weights reach the copies when the precision is set again.
         tch::no_grad(|| {
-            let _ = query.shallow_clone().g_mul_scalar_(2.0);
+            let _ = query.g_mul_scalar_(2.0);
         });
         assert!(eval(&model).equal(&cast_each_pass), "stale until refreshed, as documented");
         model.set_precision(Precision::Bf16).expect("bf16");

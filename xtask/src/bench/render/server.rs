@@ -35,7 +35,7 @@ impl Report<'_> {
              {}) on the same sentences, sorted by length as it sorts them: {} sentences/s (median of {} passes, {} \
              libtorch threads); the same sentences in groups of 32 in input order, one call each (what batching \
              requests as they arrive costs, without a server): {} sentences/s. Server rows: the median pass of {} by throughput; latency per request over that pass; mean \
-             batch from the server's own `/metrics`. The client threads share the 2 cores with the server (their CPU \
+             batch from the server's own `/metrics`. The client threads share the machine's cores with the server (their CPU \
              seconds per pass are shown).\n",
             offline["precision"].as_str().unwrap_or("?"),
             offline["texts"],
