@@ -115,6 +115,11 @@ pub struct TrainingArgs {
     /// Sentence pooling of the classification head: cls or mean [default mean].
     #[arg(long)]
     pub pooling: Option<Pooling>,
+    /// NER: mark the sub-tokens of capitalized words with token type 1, so that a model whose vocabulary lowercases
+    /// still sees capitals (the checkpoint remembers it for predict, evaluate and serve): true or false [recipe:
+    /// true for finetune, false for notebook].
+    #[arg(long)]
+    pub ner_case_types: Option<bool>,
     /// Seed of the splits, the sampling, head initialisation, dropout and batch order [default 42].
     #[arg(long)]
     pub seed: Option<u64>,
@@ -150,6 +155,7 @@ impl TrainingArgs {
             validation_fraction: self.validation_fraction,
             attention_dropout: self.attention_dropout,
             pooling: self.pooling,
+            ner_case_types: self.ner_case_types,
         }
     }
 }

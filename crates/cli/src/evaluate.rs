@@ -43,7 +43,11 @@ pub fn run(args: &EvaluateArgs) -> Result<()> {
     let (dir, precision, device) = (&loaded.dir, &loaded.precision, loaded.device);
     let (model, tokenizer) = (loaded.predictor.model(), loaded.predictor.tokenizer());
     let prepare = PrepareOptions {
-        encode: datasets::EncodeOptions { max_length: tokenizer.max_length(), ..datasets::EncodeOptions::default() },
+        encode: datasets::EncodeOptions {
+            max_length: tokenizer.max_length(),
+            case_types: model.config().ner_case_types,
+            ..datasets::EncodeOptions::default()
+        },
         ..PrepareOptions::default()
     };
     let mut data = PerTask::new();

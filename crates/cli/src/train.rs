@@ -334,6 +334,7 @@ fn train_in(
     if let Some(dropout) = settings.attention_dropout {
         model_config.encoder.attention_probs_dropout_prob = dropout;
     }
+    model_config.ner_case_types = settings.ner_case_types;
     let mut model = MultiTaskModel::from_pretrained_config(&config.model, model_config, device)?;
     model.set_precision(precision.precision)?;
     transcript.line(&format!(
@@ -394,7 +395,11 @@ fn train_in(
 fn load(config: &RunConfig, tokenizer: &BertTokenizer) -> Result<PerTask<PreparedDataset>> {
     let settings = &config.settings;
     let prepare = PrepareOptions {
-        encode: datasets::EncodeOptions { max_length: tokenizer.max_length(), ..datasets::EncodeOptions::default() },
+        encode: datasets::EncodeOptions {
+            max_length: tokenizer.max_length(),
+            case_types: settings.ner_case_types,
+            ..datasets::EncodeOptions::default()
+        },
         test_size: config.data.test_size.into(),
         seed: settings.train.seed,
         sample_ratio: config.data.sample_ratio,

@@ -115,6 +115,8 @@ fn one_task_or_two_each_write_a_run_whose_checkpoint_has_their_heads() {
         }
         if tasks.contains(&"ner") {
             assert_eq!(metrics["data"]["ner"]["labels"], serde_json::json!(["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]));
+            // The finetune recipe marks capitalized words, and the checkpoint says so for inference.
+            assert_eq!(checkpoint["ner_case_types"], true, "{name}");
         }
         // Prediction on the checkpoint gives exactly the trained tasks.
         let predicted = ok(&bertmt(

@@ -24,11 +24,15 @@ pub struct EncodeOptions {
     pub label_all_tokens: bool,
     /// NER: tokens shared by consecutive windows of a long sentence; `None`: a quarter of `max_length`.
     pub stride: Option<usize>,
+    /// NER: mark the sub-tokens of capitalized words with token type 1 ([`text_prep::case_types`]), so that a model
+    /// whose vocabulary lowercases still sees which words were capitalized.
+    #[serde(default)]
+    pub case_types: bool,
 }
 
 impl Default for EncodeOptions {
     fn default() -> Self {
-        Self { max_length: 512, label_all_tokens: false, stride: None }
+        Self { max_length: 512, label_all_tokens: false, stride: None, case_types: false }
     }
 }
 
@@ -283,12 +287,13 @@ pub fn encode_ner(
                 word_labels: sentence.tags.clone(),
                 windows,
             };
+            let type_ids = if options.case_types {
+                text_prep::case_types(&target.word_ids, &sentence.words).into_iter().map(|t| t as u8).collect()
+            } else {
+                type_ids(&encoding)?
+            };
             Ok((
-                Encoded {
-                    input_ids: encoding.get_ids().to_vec(),
-                    type_ids: type_ids(&encoding)?,
-                    target: Target::Tokens(target),
-                },
+                Encoded { input_ids: encoding.get_ids().to_vec(), type_ids, target: Target::Tokens(target) },
                 windowed,
                 missing as u64,
             ))

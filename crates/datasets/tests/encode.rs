@@ -57,6 +57,23 @@ fn first_sub_token_carries_the_word_label() {
 }
 
 #[test]
+fn case_types_mark_every_piece_of_a_capitalized_word_and_nothing_else() {
+    let labels = NerLabels::gmb();
+    let s = sentence(
+        &["Mrs", "Johnson", "lives", "in", "Paris", "."],
+        &["B-per", "I-per", "O", "O", "B-geo", "O"],
+        &labels,
+    );
+    let options = EncodeOptions { case_types: true, ..EncodeOptions::default() };
+    let (cased, _) = encode_ner(&tokenizer(), std::slice::from_ref(&s), &labels, &options).unwrap();
+    // [CLS] mr ##s john ##son lives in paris . [SEP]
+    assert_eq!(cased[0].type_ids, [0, 1, 1, 1, 1, 0, 0, 1, 0, 0]);
+    // Only the types change: the same ids and labels as without them.
+    let (plain, _) = encode_ner(&tokenizer(), &[s], &labels, &EncodeOptions::default()).unwrap();
+    assert_eq!((&cased[0].input_ids, &cased[0].target), (&plain[0].input_ids, &plain[0].target));
+}
+
+#[test]
 fn label_all_tokens_gives_later_pieces_the_inside_label() {
     let labels = NerLabels::gmb();
     let s = sentence(&["Mrs", "Johnson", "unbelievable", "Berlin"], &["B-per", "I-per", "O", "B-geo"], &labels);

@@ -61,6 +61,47 @@ pub fn run_sorted_batches<T, E>(
 where
     E: From<EncoderError>,
 {
+    sorted_batches(sequences, None, pad_id, device, batch_size, |ids, mask, _| forward(ids, mask))
+}
+
+/// [`run_sorted_batches`] with each sequence's token types beside its ids (`types[i]` as long as `sequences[i]`),
+/// padded with 0: `forward` gets ids, mask and types, all `[batch, longest]` int64.
+///
+/// # Errors
+///
+/// As [`run_sorted_batches`], and [`EncoderError::InvalidInput`] when the types do not match the sequences.
+pub fn run_sorted_batches_with_types<T, E>(
+    sequences: &[&[u32]],
+    types: &[&[u32]],
+    pad_id: u32,
+    device: Device,
+    batch_size: usize,
+    mut forward: impl FnMut(&Tensor, &Tensor, &Tensor) -> Result<Vec<T>, E>,
+) -> Result<Vec<T>, E>
+where
+    E: From<EncoderError>,
+{
+    let mismatch = types.len() != sequences.len() || types.iter().zip(sequences).any(|(t, s)| t.len() != s.len());
+    if mismatch {
+        return Err(EncoderError::InvalidInput("token types must match the sequences one for one".into()).into());
+    }
+    sorted_batches(sequences, Some(types), pad_id, device, batch_size, |ids, mask, types| match types {
+        Some(types) => forward(ids, mask, types),
+        None => Err(EncoderError::InvalidInput("token types missing".into()).into()),
+    })
+}
+
+fn sorted_batches<T, E>(
+    sequences: &[&[u32]],
+    types: Option<&[&[u32]]>,
+    pad_id: u32,
+    device: Device,
+    batch_size: usize,
+    mut forward: impl FnMut(&Tensor, &Tensor, Option<&Tensor>) -> Result<Vec<T>, E>,
+) -> Result<Vec<T>, E>
+where
+    E: From<EncoderError>,
+{
     if batch_size == 0 {
         return Err(EncoderError::InvalidInput("batch_size must be at least 1".into()).into());
     }
@@ -70,7 +111,14 @@ where
     for indices in order.chunks(batch_size) {
         let batch: Vec<&[u32]> = indices.iter().map(|&index| sequences[index]).collect();
         let (input_ids, mask) = f_pad_batch(&batch, pad_id, device)?;
-        let rows = forward(&input_ids, &mask)?;
+        let batch_types = match types {
+            Some(types) => {
+                let batch: Vec<&[u32]> = indices.iter().map(|&index| types[index]).collect();
+                Some(f_pad_batch(&batch, 0, device)?.0)
+            }
+            None => None,
+        };
+        let rows = forward(&input_ids, &mask, batch_types.as_ref())?;
         if rows.len() != indices.len() {
             return Err(EncoderError::BatchRows { expected: indices.len(), found: rows.len() }.into());
         }

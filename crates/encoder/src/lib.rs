@@ -31,7 +31,7 @@ pub mod sentence_transformers;
 pub mod tokenizer;
 pub mod weights;
 
-pub use batching::{f_pad_batch, pad_batch, run_sorted_batches};
+pub use batching::{f_pad_batch, pad_batch, run_sorted_batches, run_sorted_batches_with_types};
 pub use config::{BertConfig, HiddenAct};
 pub use embedder::{EmbedOverrides, Embedder, EmbedderInfo, Embeddings, LongText};
 pub use error::{EncoderError, Result};

@@ -24,6 +24,10 @@ pub struct MultiTaskConfig {
     pub pooling: Pooling,
     /// Dropout probability applied to the heads' inputs during training.
     pub head_dropout: f64,
+    /// NER: the model reads capitalized words with token type 1 (`text_prep::case_types`); inference must mark
+    /// them the same way.
+    #[serde(default)]
+    pub ner_case_types: bool,
 }
 
 impl MultiTaskConfig {
@@ -35,7 +39,7 @@ impl MultiTaskConfig {
         pooling: Pooling,
     ) -> Self {
         let head_dropout = encoder.hidden_dropout_prob;
-        Self { encoder, classification_labels, ner_labels, pooling, head_dropout }
+        Self { encoder, classification_labels, ner_labels, pooling, head_dropout, ner_case_types: false }
     }
 
     /// The configuration of a pretrained Hugging Face BERT directory (its `config.json`) with these heads.

@@ -355,13 +355,34 @@ fn tag_texts<S: AsRef<str>>(
             row.positions.iter().map(|&p| ids[p]).collect()
         })
         .collect();
+    // Each row's token types: 1 on capitalized words where the model was trained so, else 0.
+    let row_types: Vec<Vec<u32>> = rows
+        .iter()
+        .map(|(text, row)| {
+            let encoding = &word_encodings[*text];
+            let types = if config.ner_case_types {
+                let refs: Vec<&str> = words[*text].iter().map(|word| word.text.as_str()).collect();
+                text_prep::case_types(encoding.get_word_ids(), &refs)
+            } else {
+                encoding.get_type_ids().to_vec()
+            };
+            row.positions.iter().map(|&p| types[p]).collect()
+        })
+        .collect();
     let row_refs: Vec<&[u32]> = row_ids.iter().map(Vec::as_slice).collect();
-    let row_probabilities =
-        run_sorted_batches(&row_refs, tokenizer.pad_id(), model.device(), options.batch_size, |input_ids, mask| {
-            let logits = model.tag_t(input_ids, mask, None, false)?;
+    let type_refs: Vec<&[u32]> = row_types.iter().map(Vec::as_slice).collect();
+    let row_probabilities = encoder::run_sorted_batches_with_types(
+        &row_refs,
+        &type_refs,
+        tokenizer.pad_id(),
+        model.device(),
+        options.batch_size,
+        |input_ids, mask, types| {
+            let logits = model.tag_t(input_ids, mask, Some(types), false)?;
             check_finite(&logits, "NER")?;
             token_probabilities(&logits)
-        })?;
+        },
+    )?;
     // Each token's probabilities, from the row that owns its position.
     let mut token_probabilities: Vec<Vec<Option<TokenProbabilities>>> =
         word_encodings.iter().map(|e| vec![None; e.get_ids().len()]).collect();

@@ -16,4 +16,4 @@ mod words;
 
 pub use clean::{clean_text, normalize_chars};
 pub use html::{html_to_text, is_py_whitespace, MarkupRejected};
-pub use words::{default_stride, rows, windows, word_starts, Row, Window, WindowError};
+pub use words::{case_types, default_stride, rows, windows, word_starts, Row, Window, WindowError};

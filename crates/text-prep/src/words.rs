@@ -27,6 +27,26 @@ pub fn default_stride(max_length: usize) -> usize {
     max_length / 4
 }
 
+/// For each token, its token type when the casing of words is given to a model whose vocabulary lowercases them: 1
+/// for every sub-token of a word that starts with a capital letter, 0 elsewhere (special tokens, other words). The
+/// one rule by which training, evaluation and inference mark capitalized words (through BERT's token-type embedding,
+/// unused by single-sentence inputs).
+///
+/// ```
+/// // [CLS] paris is in france [SEP] for the words "Paris is in France".
+/// let types = text_prep::case_types(&[None, Some(0), Some(1), Some(2), Some(3), None], &["Paris", "is", "in", "France"]);
+/// assert_eq!(types, [0, 1, 0, 0, 1, 0]);
+/// ```
+pub fn case_types<S: AsRef<str>>(word_ids: &[Option<u32>], words: &[S]) -> Vec<u32> {
+    word_ids
+        .iter()
+        .map(|word| {
+            let word = word.and_then(|index| words.get(usize::try_from(index).ok()?));
+            u32::from(word.is_some_and(|word| word.as_ref().chars().next().is_some_and(char::is_uppercase)))
+        })
+        .collect()
+}
+
 /// For each token, the word it starts: `Some(word)` at a word's first sub-token, `None` at special tokens and at a
 /// word's later sub-tokens. The one rule by which a word's label sits on its first sub-token in training
 /// ([`align_labels`]) and is read back in evaluation and inference.

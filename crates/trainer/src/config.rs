@@ -315,6 +315,10 @@ pub struct Settings {
     /// How the classification head pools the token states.
     #[serde(default = "default_pooling")]
     pub pooling: Pooling,
+    /// NER: tell the model which words were capitalized, through its token types
+    /// (`datasets::EncodeOptions::case_types`); an uncased vocabulary loses that cue otherwise.
+    #[serde(default)]
+    pub ner_case_types: bool,
     /// The loop's settings.
     pub train: TrainConfig,
 }
@@ -368,13 +372,16 @@ pub struct Overrides {
     pub attention_dropout: Option<f64>,
     /// [`Settings::pooling`].
     pub pooling: Option<Pooling>,
+    /// [`Settings::ner_case_types`].
+    pub ner_case_types: Option<bool>,
 }
 
 impl Settings {
     /// These settings with `changes` applied. Switching to `all_adaptive` drops an encoder rate and layer decay
     /// that came from the settings (it carries its own rates); ones given in `changes` stay (and fail validation).
     pub fn with(self, changes: &Overrides) -> Self {
-        let Settings { recipe, strategy, validation_fraction, attention_dropout, pooling, train } = self;
+        let Settings { recipe, strategy, validation_fraction, attention_dropout, pooling, ner_case_types, train } =
+            self;
         let strategy = changes.strategy.unwrap_or(strategy);
         let adaptive = matches!(strategy, FreezeStrategy::AllAdaptive { .. }) && changes.strategy.is_some();
         let weight_decay = changes.weight_decay.unwrap_or(train.optimizer.weight_decay());
@@ -422,6 +429,7 @@ impl Settings {
             validation_fraction: changes.validation_fraction.unwrap_or(validation_fraction),
             attention_dropout: changes.attention_dropout.or(attention_dropout),
             pooling: changes.pooling.unwrap_or(pooling),
+            ner_case_types: changes.ner_case_types.unwrap_or(ner_case_types),
             train,
         }
     }
@@ -463,6 +471,7 @@ impl Recipe {
                 validation_fraction: 0.0,
                 attention_dropout: None,
                 pooling: Pooling::Mean,
+                ner_case_types: false,
             },
             Self::Finetune => Settings {
                 recipe: self,
@@ -482,6 +491,7 @@ impl Recipe {
                 validation_fraction: 0.1,
                 attention_dropout: Some(0.0),
                 pooling: Pooling::Mean,
+                ner_case_types: true,
             },
         }
     }

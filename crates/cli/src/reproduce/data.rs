@@ -45,6 +45,7 @@ pub(crate) fn build_model(
     if let Some(dropout) = settings.attention_dropout {
         config.encoder.attention_probs_dropout_prob = dropout;
     }
+    config.ner_case_types = settings.ner_case_types;
     let mut model = MultiTaskModel::from_pretrained_config(model_dir, config, device)?;
     model.set_precision(precision)?;
     Ok(model)
@@ -109,11 +110,12 @@ pub(super) fn load_data(
     args: &ReproduceArgs,
     sources: Sources,
     encoder: &SentenceEncoder,
-    validation_fraction: f64,
-    seed: u64,
+    settings: &Settings,
 ) -> Result<Loaded> {
+    let (validation_fraction, seed) = (settings.validation_fraction, settings.train.seed);
     let tokenizer = encoder.tokenizer().inner();
     let prepare = PrepareOptions {
+        encode: datasets::EncodeOptions { case_types: settings.ner_case_types, ..datasets::EncodeOptions::default() },
         test_size: TestSize::Count(args.test_size),
         seed,
         sample_ratio: 1.0,

@@ -149,7 +149,7 @@ fn run_in(plan: &Plan<'_>, sources: data::Sources, run_dir: Option<&ClaimedRun>)
 
     transcript.heading("Task 2: one encoder, two heads (sentence classification and NER)");
     let started = Instant::now();
-    let loaded = load_data(args, sources, &encoder, settings.validation_fraction, settings.train.seed)?;
+    let loaded = load_data(args, sources, &encoder, settings)?;
     tch::manual_seed(settings.train.seed as i64);
     let precision = args.model.precision.resolve(device);
     let model = build_model(&args.model.model, settings, &loaded.tasks(), precision.precision, device)?;
