@@ -14,7 +14,6 @@ use datasets::{
     PreparedDataset, SplitFiles, SplitSource,
 };
 use encoder::{BertTokenizer, Precision};
-use heads::{MultiTaskConfig, MultiTaskModel};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use trainer::{PerTask, Recipe, ResumeState, Session, Settings, Task, TaskData, TrainOutcome};
@@ -324,19 +323,7 @@ fn train_in(
     transcript.heading("Model");
     tch::manual_seed(settings.train.seed as i64);
     let precision = config.precision.resolve(device);
-    let labels = |task: Task| data.get(task).map(|d| d.label_names().to_vec()).unwrap_or_default();
-    let mut model_config = MultiTaskConfig::for_pretrained(
-        &config.model,
-        labels(Task::Classification),
-        labels(Task::Ner),
-        settings.pooling,
-    )?;
-    if let Some(dropout) = settings.attention_dropout {
-        model_config.encoder.attention_probs_dropout_prob = dropout;
-    }
-    model_config.ner_case_types = settings.ner_case_types;
-    let mut model = MultiTaskModel::from_pretrained_config(&config.model, model_config, device)?;
-    model.set_precision(precision.precision)?;
+    let model = crate::reproduce::data::build_model(&config.model, settings, &tasks, precision.precision, device)?;
     transcript.line(&format!(
         "`{}` with a head for {}; precision {} ({}); on {}.",
         config.model.display(),

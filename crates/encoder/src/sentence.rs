@@ -61,15 +61,16 @@ impl ModelFiles {
         if !config.is_file() {
             return Err(EncoderError::MissingFile { dir: dir.to_path_buf(), what: "config.json".into() });
         }
-        let weights = ["model.safetensors", "pytorch_model.bin"]
-            .iter()
-            .map(|name| dir.join(name))
-            .find(|path| path.is_file())
-            .ok_or_else(|| EncoderError::MissingFile {
-                dir: dir.to_path_buf(),
-                what: "model.safetensors or pytorch_model.bin".into(),
-            })?;
+        let weights = Self::weights_in(dir).ok_or_else(|| EncoderError::MissingFile {
+            dir: dir.to_path_buf(),
+            what: "model.safetensors or pytorch_model.bin".into(),
+        })?;
         Ok(Self { dir: dir.to_path_buf(), config, weights })
+    }
+
+    /// The weights file of a Hugging Face model directory: `model.safetensors`, else `pytorch_model.bin`.
+    pub(crate) fn weights_in(dir: &Path) -> Option<PathBuf> {
+        ["model.safetensors", "pytorch_model.bin"].iter().map(|name| dir.join(name)).find(|path| path.is_file())
     }
 }
 

@@ -288,14 +288,10 @@ fn read_dense(dir: &Path) -> Result<Dense> {
             config.activation_function
         ),
     })?;
-    let weights = ["model.safetensors", "pytorch_model.bin"]
-        .iter()
-        .map(|name| dir.join(name))
-        .find(|path| path.is_file())
-        .ok_or_else(|| EncoderError::MissingFile {
-            dir: dir.to_path_buf(),
-            what: "model.safetensors or pytorch_model.bin (the Dense layer's weights)".into(),
-        })?;
+    let weights = crate::ModelFiles::weights_in(dir).ok_or_else(|| EncoderError::MissingFile {
+        dir: dir.to_path_buf(),
+        what: "model.safetensors or pytorch_model.bin (the Dense layer's weights)".into(),
+    })?;
     let tensors = read_checkpoint(&weights)?;
     let find = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t.to_kind(Kind::Float));
     let weight = find("linear.weight").ok_or_else(|| EncoderError::MissingTensor {

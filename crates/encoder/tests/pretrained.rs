@@ -1,24 +1,15 @@
 //! The encoder against the reference implementation: Hugging Face `transformers` outputs committed as fixtures
 //! (`fixtures/make_parity_fixture.py` regenerates them), on the default model that `cargo xtask setup` installs.
 
+mod common;
+
+use common::model_dir;
 use encoder::reference::{compare, ReferenceOutputs};
 use encoder::{cosine_similarity_matrix, BertModel, EncodeOptions, EncoderError, Pooling, SentenceEncoder};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
 const TOLERANCE: f64 = 1e-5;
-
-fn model_dir() -> PathBuf {
-    let dir = std::env::var_os("BERTMT_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/models/all-MiniLM-L6-v2"));
-    assert!(
-        dir.join("config.json").is_file(),
-        "the default model is missing at {}: run `cargo xtask setup` (or set BERTMT_MODEL)",
-        dir.display()
-    );
-    dir
-}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)

@@ -2,21 +2,12 @@
 //! the default model (committed as a fixture; `fixtures/make_st_fixture.py` regenerates it), texts longer than the
 //! model's 256-token limit and an empty text included.
 
-use encoder::{EmbedOverrides, Embedder, LongText, Pooling};
-use std::path::{Path, PathBuf};
-use tch::{Device, Kind, Tensor};
+mod common;
 
-fn model_dir() -> PathBuf {
-    let dir = std::env::var_os("BERTMT_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/models/all-MiniLM-L6-v2"));
-    assert!(
-        dir.join("config.json").is_file(),
-        "the default model is missing at {}: run `cargo xtask setup` (or set BERTMT_MODEL)",
-        dir.display()
-    );
-    dir
-}
+use common::model_dir;
+use encoder::{EmbedOverrides, Embedder, LongText, Pooling};
+use std::path::Path;
+use tch::{Device, Kind, Tensor};
 
 /// The fixture's texts, untruncated token counts and vectors.
 fn fixture() -> (Vec<String>, Vec<usize>, Tensor) {

@@ -1,6 +1,6 @@
 //! `bertmt reproduce`: the notebook's tasks in order, printed and written to a run directory.
 
-mod data;
+pub(crate) mod data;
 mod tasks;
 
 use crate::args::{ModelArgs, RunArgs, TrainingArgs};
