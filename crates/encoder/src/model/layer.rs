@@ -79,15 +79,8 @@ impl BertLayer {
 
     /// Runs the layer on the token rows `hidden` (`[tokens, hidden]`, see [`Packing`]), matrix products in the
     /// `compute` dtype.
-    pub fn forward_t(
-        &self,
-        hidden: &Tensor,
-        packing: &Packing,
-        additive_mask: Option<&Tensor>,
-        train: bool,
-        compute: Kind,
-    ) -> Tensor {
-        let attended = self.attention.forward_t(hidden, packing, additive_mask, train, compute);
+    pub fn forward_t(&self, hidden: &Tensor, packing: &Packing, train: bool, compute: Kind) -> Tensor {
+        let attended = self.attention.forward_t(hidden, packing, train, compute);
         let expanded = self.intermediate.forward(&attended, compute);
         self.output.forward_t(&expanded, &attended, train, compute)
     }

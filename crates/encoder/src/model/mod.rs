@@ -79,20 +79,12 @@ impl BertEncoder {
         Self { layers }
     }
 
-    /// Runs every layer in turn on the token rows `hidden` (`[tokens, hidden]`, see [`Packing`]; `additive_mask`:
-    /// see [`additive_attention_mask`], in the [`attention_kind`] of `compute`; `None` when nothing is padded),
-    /// matrix products in `compute`.
-    pub fn forward_t(
-        &self,
-        hidden: &Tensor,
-        packing: &Packing,
-        additive_mask: Option<&Tensor>,
-        train: bool,
-        compute: Kind,
-    ) -> Tensor {
+    /// Runs every layer in turn on the token rows `hidden` (`[tokens, hidden]`, see [`Packing`], whose masks are in
+    /// the [`attention_kind`] of `compute`), matrix products in `compute`.
+    pub fn forward_t(&self, hidden: &Tensor, packing: &Packing, train: bool, compute: Kind) -> Tensor {
         let mut hidden = hidden.shallow_clone();
         for layer in &self.layers {
-            hidden = layer.forward_t(&hidden, packing, additive_mask, train, compute);
+            hidden = layer.forward_t(&hidden, packing, train, compute);
         }
         hidden
     }
@@ -215,9 +207,8 @@ impl BertModel {
         // A batch without padding needs no mask, and the attention kernel runs faster without one.
         let attention = attention_kind(compute, input_ids.device());
         let padding = attention_mask.filter(|mask| has_padding(mask));
-        let additive_mask = padding.map(|mask| additive_attention_mask(mask, attention));
-        let packing = Packing::new(batch, seq, padding);
-        let rows = self.encoder.forward_t(&packing.pack(&hidden), &packing, additive_mask.as_ref(), train, compute);
+        let packing = Packing::new(batch, seq, padding, attention);
+        let rows = self.encoder.forward_t(&packing.pack(&hidden), &packing, train, compute);
         let last_hidden_state = packing.pad(&rows).view([batch, seq, -1]);
         Ok(BertModelOutput { last_hidden_state })
     }
@@ -249,6 +240,10 @@ mod tests {
     use tch::{nn, Device};
 
     fn tiny() -> (nn::VarStore, BertModel) {
+        tiny_with_positions(12)
+    }
+
+    fn tiny_with_positions(max_position_embeddings: i64) -> (nn::VarStore, BertModel) {
         tch::manual_seed(0);
         let config = BertConfig {
             vocab_size: 30,
@@ -256,7 +251,7 @@ mod tests {
             num_hidden_layers: 2,
             num_attention_heads: 4,
             intermediate_size: 32,
-            max_position_embeddings: 12,
+            max_position_embeddings,
             ..BertConfig::default()
         };
         let vs = nn::VarStore::new(Device::Cpu);
@@ -298,34 +293,55 @@ mod tests {
         assert!(diff < 1e-6, "padding changed real tokens by {diff}");
     }
 
-    #[test]
-    fn a_batch_of_mixed_lengths_gives_each_text_its_own_states_and_zeros_at_padding() {
-        let (_, model) = tiny();
-        let texts: [&[i64]; 3] = [&[2, 5, 7, 3], &[2, 9, 3], &[2, 4, 6, 8, 1, 3]];
-        let seq = 6;
+    /// Runs `texts` as one padded batch (in training mode too, for the gradients) and checks that each text gets the
+    /// states it gets alone, zeros at its padding, and that gradients reach the weights.
+    fn assert_each_text_as_alone(max_position_embeddings: i64, texts: &[Vec<i64>]) {
+        let (_, model) = tiny_with_positions(max_position_embeddings);
+        let seq = texts.iter().map(Vec::len).max().unwrap_or(0);
         let mut padded = Vec::new();
         let mut mask = Vec::new();
         for text in texts {
             padded.extend(text.iter().copied().chain(std::iter::repeat_n(0, seq - text.len())));
             mask.extend((0..seq).map(|position| i64::from(position < text.len())));
         }
-        let batch = Tensor::from_slice(&padded).view([3, seq as i64]);
-        let mask = Tensor::from_slice(&mask).view([3, seq as i64]);
+        let shape = [texts.len() as i64, seq as i64];
+        let batch = Tensor::from_slice(&padded).view(shape);
+        let mask = Tensor::from_slice(&mask).view(shape);
         let states = model.forward_t(&batch, Some(&mask), None, false).expect("forward").last_hidden_state;
         for (row, text) in texts.iter().enumerate() {
-            let alone = model.forward_t(&ids(text), None, None, false).expect("forward").last_hidden_state;
             let (row, length) = (row as i64, text.len() as i64);
-            let diff = (alone.get(0) - states.get(row).narrow(0, 0, length)).abs().max().double_value(&[]);
-            assert!(diff < 1e-6, "text {row} differs by {diff} in a batch");
+            if length > 0 {
+                let alone = model.forward_t(&ids(text), None, None, false).expect("forward").last_hidden_state;
+                let diff = (alone.get(0) - states.get(row).narrow(0, 0, length)).abs().max().double_value(&[]);
+                assert!(diff < 1e-5, "text {row} differs by {diff} in a batch");
+            }
             let padding = states.get(row).narrow(0, length, seq as i64 - length);
             assert_eq!(padding.abs().sum(Kind::Float).double_value(&[]), 0.0, "padding of text {row} is not zero");
         }
-        // Gradients reach the weights through the packed rows.
-        let (vs, model) = tiny();
+        // Gradients reach the weights through the packed rows and the attention's groups.
+        let (vs, model) = tiny_with_positions(max_position_embeddings);
         let states = model.forward_t(&batch, Some(&mask), None, true).expect("forward").last_hidden_state;
         states.sum(Kind::Float).backward();
-        let query = &vs.variables()["encoder.layer.0.attention.self.query.weight"];
-        assert!(query.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0);
+        for name in ["encoder.layer.0.attention.self.query.weight", "encoder.layer.0.attention.self.key.weight"] {
+            let grad = vs.variables()[name].grad();
+            assert!(grad.abs().sum(Kind::Float).double_value(&[]) > 0.0, "{name} has no gradient");
+        }
+    }
+
+    #[test]
+    fn a_batch_of_mixed_lengths_gives_each_text_its_own_states_and_zeros_at_padding() {
+        assert_each_text_as_alone(12, &[vec![2, 5, 7, 3], vec![2, 9, 3], vec![2, 4, 6, 8, 1, 3]]);
+    }
+
+    #[test]
+    fn a_batch_whose_attention_runs_in_several_groups_gives_each_text_its_own_states() {
+        // Long and short texts, interleaved, and one with no real token: the attention groups the long ones apart
+        // from the short ones, and its output rows must come back in the batch's order.
+        let text = |length: usize, seed: i64| (0..length as i64).map(|i| (i * 7 + seed) % 29 + 1).collect::<Vec<_>>();
+        let texts = [text(3, 1), text(100, 2), text(4, 3), Vec::new(), text(90, 4), text(5, 5)];
+        let lengths: Vec<i64> = texts.iter().map(|t| t.len() as i64).collect();
+        assert!(attention::attention_groups(&lengths).len() > 1, "the test needs several groups");
+        assert_each_text_as_alone(128, &texts);
     }
 
     #[test]
