@@ -14,8 +14,11 @@
 //!    tokens, queue of 256), on a free local port. For each client count, that many client threads (each with its own
 //!    keep-alive connection) take the next text from a shared counter and POST it alone to `/embed` (TEI's request),
 //!    until every text has been sent; one untimed warm-up pass at the first count, then `--reps` timed passes, the
-//!    median by throughput. Latency is per request, from just before the POST to the parsed answer, pooled over the
-//!    median pass; batch sizes come from the server's own `/metrics` (the pass's change of its histogram).
+//!    median by throughput. Right before each server pass, one offline pass (as in 1) runs with the server idle: the
+//!    VM's speed drifts by 20% and more within minutes, so each server pass is compared with the offline throughput of
+//!    the same moment, and `ratio_to_offline` is the median of those ratios. Latency is per request, from just before
+//!    the POST to the parsed answer, pooled over the median pass; batch sizes come from the server's own `/metrics`
+//!    (the pass's change of its histogram).
 //! 3. A check: the server's vector for each of the first 16 texts against the offline one: the largest absolute
 //!    difference, and the least cosine similarity (at least 0.9999; a text's batch changes its vector only by rounding).
 //!
@@ -44,7 +47,7 @@ struct Args {
     model: PathBuf,
     precision: Precision,
     threads: Option<usize>,
-    /// Extra arguments for `bertmt serve` (`--serve-arg=--batch-size --serve-arg=8`), for trying its settings.
+    /// Extra arguments for `bertmt serve` (`--serve-arg --batch-size --serve-arg 8`), for trying its settings.
     serve_args: Vec<String>,
 }
 
@@ -120,10 +123,10 @@ fn main() -> Result<()> {
         bail!("{} has {} {} texts, fewer than --limit {}", args.texts.display(), texts.len(), args.corpus, args.limit);
     }
 
-    let offline = offline(&args, &texts)?;
+    let (embedder, precision) = embedder(&args)?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let offline = offline(&args, &embedder, &precision, &refs)?;
     println!("{offline}");
-    let precision = offline["precision"].clone();
-    let offline_rate = offline["texts_per_s"].as_f64().unwrap_or(f64::NAN);
     let offline_vectors = offline_vectors(&args, &texts[..16.min(texts.len())])?;
 
     let server = Server::start(&args)?;
@@ -136,6 +139,11 @@ fn main() -> Result<()> {
         }
         let mut passes = Vec::new();
         for _ in 0..args.reps {
+            // An offline pass right before each server pass: this VM's speed drifts by 20% and more within
+            // minutes, so each server pass is compared with the offline throughput of the same moment.
+            let started = Instant::now();
+            embedder.embed(&refs, EMBED_BATCH)?;
+            let offline_rate = texts.len() as f64 / started.elapsed().as_secs_f64();
             let before = server.batch_histogram()?;
             let cpu_before = own_cpu_seconds();
             let mut pass = load(&server, &texts, clients)?;
@@ -143,10 +151,15 @@ fn main() -> Result<()> {
             let after = server.batch_histogram()?;
             pass.batches = after.0 - before.0;
             pass.batched_requests = after.1 - before.1;
+            pass.offline_rate = offline_rate;
             passes.push(pass);
         }
         passes.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
         let median = &passes[passes.len() / 2];
+        let mut ratios: Vec<f64> = passes.iter().map(|pass| pass.rate() / pass.offline_rate).collect();
+        ratios.sort_by(f64::total_cmp);
+        let mut offline_rates: Vec<f64> = passes.iter().map(|pass| pass.offline_rate).collect();
+        offline_rates.sort_by(f64::total_cmp);
         let mut latencies = median.latencies.clone();
         latencies.sort_by(f64::total_cmp);
         let line = json!({
@@ -166,7 +179,10 @@ fn main() -> Result<()> {
             "errors": median.errors,
             "mean_batch_requests": round(median.batched_requests / median.batches.max(1.0), 2),
             "client_cpu_s": round(median.client_cpu_s, 2),
-            "ratio_to_offline": round(median.rate() / offline_rate, 3),
+            "offline_pass_rates": passes.iter().map(|p| round(p.offline_rate, 1)).collect::<Vec<_>>(),
+            "offline_texts_per_s": round(offline_rates[offline_rates.len() / 2], 1),
+            "pass_ratios": passes.iter().map(|p| round(p.rate() / p.offline_rate, 3)).collect::<Vec<_>>(),
+            "ratio_to_offline": round(ratios[ratios.len() / 2], 3),
         });
         println!("{line}");
         last = Some(line);
@@ -185,7 +201,7 @@ fn main() -> Result<()> {
             "precision": precision,
             "corpus": args.corpus,
             "texts": texts.len(),
-            "offline_texts_per_s": offline["texts_per_s"],
+            "offline_texts_per_s": largest["offline_texts_per_s"],
             "clients": largest["clients"],
             "server_texts_per_s": largest["texts_per_s"],
             "p99_ms": largest["p99_ms"],
@@ -217,14 +233,13 @@ const MIN_COSINE: f64 = 0.9999;
 /// `bertmt embed`'s batch size.
 const EMBED_BATCH: usize = 32;
 
-fn offline(args: &Args, texts: &[String]) -> Result<Value> {
-    let (embedder, precision) = embedder(args)?;
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    embedder.embed(&refs, EMBED_BATCH)?;
+fn offline(args: &Args, embedder: &Embedder, precision: &str, refs: &[&str]) -> Result<Value> {
+    let texts = refs;
+    embedder.embed(refs, EMBED_BATCH)?;
     let mut seconds = Vec::new();
     for _ in 0..args.reps {
         let started = Instant::now();
-        embedder.embed(&refs, EMBED_BATCH)?;
+        embedder.embed(refs, EMBED_BATCH)?;
         seconds.push(started.elapsed().as_secs_f64());
     }
     seconds.sort_by(f64::total_cmp);
@@ -276,6 +291,8 @@ struct Pass {
     batches: f64,
     batched_requests: f64,
     client_cpu_s: f64,
+    /// The offline throughput measured right before the pass.
+    offline_rate: f64,
 }
 
 impl Pass {
@@ -322,6 +339,7 @@ fn load(server: &Server, texts: &[String], clients: usize) -> Result<Pass> {
         batches: 0.0,
         batched_requests: 0.0,
         client_cpu_s: 0.0,
+        offline_rate: f64::NAN,
     };
     for worker in workers {
         let (latencies, errors) = worker.join().map_err(|_| anyhow::anyhow!("a client thread panicked"))?;

@@ -35,8 +35,11 @@ impl Report<'_> {
              {}) on the same sentences, sorted by length as it sorts them: {} sentences/s (median of {} passes, {} \
              libtorch threads); the same sentences in groups of 32 in input order, one call each (what batching \
              requests as they arrive costs, without a server): {} sentences/s. Server rows: the median pass of {} by throughput; latency per request over that pass; mean \
-             batch from the server's own `/metrics`. The client threads share the machine's cores with the server (their CPU \
-             seconds per pass are shown).\n",
+             batch from the server's own `/metrics`. Each server pass follows an offline pass over all the sentences, \
+             run right before it with the server idle, and \"of offline\" is the median over the passes of the server \
+             pass's throughput over that offline pass's (this VM's speed drifts by 20% and more within minutes, so \
+             figures minutes apart are not compared). The client threads share the machine's cores with the server \
+             (their CPU seconds per pass are shown).\n",
             offline["precision"].as_str().unwrap_or("?"),
             offline["texts"],
             offline["batch"],
@@ -48,16 +51,17 @@ impl Report<'_> {
         );
         let _ = writeln!(
             out,
-            "| clients | sentences/s | of offline | p50 ms | p99 ms | max ms | mean batch (requests) | errors | client CPU s |"
+            "| clients | sentences/s | offline right before | of offline | p50 ms | p99 ms | max ms | mean batch (requests) | errors | client CPU s |"
         );
-        let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         let rows: Vec<&Value> = self.results().filter(|r| same(r, "server")).collect();
         for r in &rows {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r["clients"],
                 f(&r["texts_per_s"], 1),
+                f(&r["offline_texts_per_s"], 1),
                 r["ratio_to_offline"].as_f64().map_or_else(|| "—".into(), |x| format!("{:.0}%", 100.0 * x)),
                 f(&r["p50_ms"], 1),
                 f(&r["p99_ms"], 1),
@@ -71,7 +75,8 @@ impl Report<'_> {
         let ratio = summary["ratio_to_offline"].as_f64().unwrap_or(f64::NAN);
         let _ = writeln!(
             out,
-            "\nTarget: at {} clients, >= 80% of the offline throughput: {} sentences/s against {} = {}, {}; p99 latency \
+            "\nTarget: at {} clients, >= 80% of the offline throughput: {} sentences/s against {} (medians; the median \
+             ratio of the passes) = {}, {}; p99 latency \
              {} ms. The server's vectors against the offline ones (first 16 sentences): largest absolute difference \
              {}, least cosine similarity {} ({}).",
             summary["clients"],
