@@ -126,6 +126,27 @@ fn every_route_answers_as_tei_and_openai_clients_expect_and_matches_embed() {
     let (_, answer) = server.post("/embed", &json!({ "inputs": "the movie was great" }));
     let unit = &vectors(&answer)[0];
     assert!((unit.iter().map(|v| v * v).sum::<f64>().sqrt() - 1.0).abs() < 1e-5);
+    // Concurrent requests batched together, some normalized and some not, each get their own text's vector.
+    std::thread::scope(|scope| {
+        let answers: Vec<_> = (0..24)
+            .map(|request| {
+                let (server, text, normalize) = (&server, request % 3, request % 2 == 0);
+                scope.spawn(move || {
+                    let (status, answer) =
+                        server.post("/embed", &json!({ "inputs": [texts[text]], "normalize": normalize }));
+                    assert_eq!(status, 200, "{answer}");
+                    (text, normalize, vectors(&answer).remove(0))
+                })
+            })
+            .collect();
+        for answer in answers {
+            let (text, normalize, vector) = answer.join().expect("client thread");
+            let norm = offline[text].iter().map(|v| v * v).sum::<f64>().sqrt();
+            let scale = if normalize && norm > 0.0 { norm } else { 1.0 };
+            let largest = vector.iter().zip(&offline[text]).map(|(x, y)| (x - y / scale).abs()).fold(0.0, f64::max);
+            assert!(largest < 1e-5, "text {text} (normalize {normalize}) differs by {largest}");
+        }
+    });
 
     // OpenAI's /v1/embeddings.
     let (status, answer) = server.post("/v1/embeddings", &json!({ "input": ["a film", "paris"], "model": "tiny" }));

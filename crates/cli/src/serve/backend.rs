@@ -154,21 +154,31 @@ fn run_embeds(backend: &Backend, jobs: Vec<Job>, forward_batch: usize) {
             Work::Predict { .. } => Vec::new(),
         })
         .collect();
-    match backend.embed(&texts, forward_batch) {
-        Ok(vectors) => {
-            let mut row = 0i64;
+    // The whole batch's vectors in two calls (normalized only when a request asks for it), then each request takes
+    // its rows: a few tensor operations per request cost as much as a tenth of the batch's forward pass.
+    let vectors = backend.embed(&texts, forward_batch).and_then(|vectors| {
+        let normalized = jobs
+            .iter()
+            .any(|job| matches!(job.work, Work::Embed { normalize: true, .. }))
+            .then(|| rows_of(&encoder::l2_normalize(&vectors)))
+            .transpose()?;
+        Ok((rows_of(&vectors)?, normalized))
+    });
+    match vectors {
+        Ok((plain, normalized)) => {
+            let (mut plain, mut normalized) = (plain.into_iter(), normalized.map(Vec::into_iter));
             for job in jobs {
                 let Work::Embed { texts, normalize } = &job.work else { continue };
-                let count = texts.len() as i64;
-                let mut part = vectors.narrow(0, row, count);
-                row += count;
-                if *normalize {
-                    part = encoder::l2_normalize(&part);
-                }
-                let answer = Vec::<Vec<f32>>::try_from(part.to_kind(Kind::Float))
-                    .map(Answer::Vectors)
-                    .map_err(|e| ApiError::backend(e.to_string()));
-                let _ = job.reply.send(answer);
+                let count = texts.len();
+                // Both iterators advance together, so that each request takes its own rows from either.
+                let plain_rows: Vec<Vec<f32>> = plain.by_ref().take(count).collect();
+                let normalized_rows: Option<Vec<Vec<f32>>> =
+                    normalized.as_mut().map(|rows| rows.by_ref().take(count).collect());
+                let rows = match (normalize, normalized_rows) {
+                    (true, Some(rows)) => rows,
+                    _ => plain_rows,
+                };
+                let _ = job.reply.send(Ok(Answer::Vectors(rows)));
             }
         }
         Err(error) => {
@@ -177,6 +187,14 @@ fn run_embeds(backend: &Backend, jobs: Vec<Job>, forward_batch: usize) {
             }
         }
     }
+}
+
+/// `[texts, dimension]` vectors as rows of f32.
+fn rows_of(vectors: &Tensor) -> Result<Vec<Vec<f32>>, ApiError> {
+    let dimension = usize::try_from(vectors.size()[1]).map_err(|e| ApiError::backend(e.to_string()))?;
+    let values = Vec::<f32>::try_from(vectors.to_kind(Kind::Float).to_device(Device::Cpu).flatten(0, -1))
+        .map_err(|e| ApiError::backend(e.to_string()))?;
+    Ok(values.chunks(dimension.max(1)).map(<[f32]>::to_vec).collect())
 }
 
 fn run_predicts(backend: &Backend, jobs: Vec<Job>, options: &PredictOptions) {
