@@ -21,7 +21,7 @@ struct Cli {
 enum Task {
     /// Install libtorch, the default model and the default data (idempotent; fast once done).
     Setup,
-    /// Set up, then run the whole test suite (formatting and clippy checks included).
+    /// Set up, then run the whole test suite (formatting, clippy and documentation checks included).
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -78,6 +78,26 @@ fn run(cli: Cli) -> Result<()> {
                 .context("formatting check failed: run `cargo fmt --all`")?;
             cargo(&env, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])
                 .context("clippy found problems: `cargo clippy --workspace --all-targets -- -D warnings` lists them")?;
+            // The libraries' documentation: every link resolves (the binaries' doc comments are their --help).
+            cargo(
+                &env,
+                &[
+                    "doc",
+                    "--workspace",
+                    "--no-deps",
+                    "--quiet",
+                    "--exclude",
+                    "bertmt",
+                    "--exclude",
+                    "xtask",
+                    "--config",
+                    "build.rustdocflags=[\"-D\", \"warnings\"]",
+                ],
+                &[],
+            )
+            .context(
+                "the libraries' documentation has broken links or markup: `cargo doc --workspace --no-deps` lists them",
+            )?;
             cargo(&env, &["test", "--workspace"], &args)
         }
         Task::Reproduce { args } => run_cli(&setup::ensure()?, "reproduce", &args),

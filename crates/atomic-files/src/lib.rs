@@ -1,7 +1,7 @@
 //! Crash-safe writes: a reader (or the next run, after a kill or a power cut) sees the previous version of a file or
 //! directory or the new one, whole, never a mixture or a truncated file.
 //!
-//! - [`write`], [`write_with`] and [`write_via_path`] write a file: a unique temporary file in the same directory,
+//! - [`write()`], [`write_with`] and [`write_via_path`] write a file: a unique temporary file in the same directory,
 //!   fsync, rename over the target, fsync of the directory.
 //! - [`StagedDir`] writes a directory: the files go into a temporary directory beside the target, which then takes
 //!   the target's place in one atomic exchange (`renameat2(RENAME_EXCHANGE)` on Linux), so replacing an existing
@@ -88,7 +88,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Writes `path` atomically with `fill`, which writes the contents into the temporary file it is given.
 ///
-/// Modes and symbolic links as for [`write`]; an error of `fill` is returned naming `path`.
+/// Modes and symbolic links as for [`write()`]; an error of `fill` is returned naming `path`.
 pub fn write_with(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<()> {
     let target = Target::resolve(path)?;
     let mut temporary = target.temporary_file()?;
@@ -99,7 +99,7 @@ pub fn write_with(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<(
 /// [`write_with`] for writers that can only write to a path (`fill` writes the file at the path it is given): `E`
 /// carries both their errors and this crate's.
 ///
-/// Modes and symbolic links as for [`write`]. Errors of `fill` are returned as they are: they name the temporary
+/// Modes and symbolic links as for [`write()`]. Errors of `fill` are returned as they are: they name the temporary
 /// file, if anything, so callers should add the target's name (`anyhow::Context`, for one).
 pub fn write_via_path<E: From<Error>>(
     path: &Path,

@@ -49,7 +49,7 @@ pub fn case_types<S: AsRef<str>>(word_ids: &[Option<u32>], words: &[S]) -> Vec<u
 
 /// For each token, the word it starts: `Some(word)` at a word's first sub-token, `None` at special tokens and at a
 /// word's later sub-tokens. The one rule by which a word's label sits on its first sub-token in training
-/// ([`align_labels`]) and is read back in evaluation and inference.
+/// (`datasets::align_labels`) and is read back in evaluation and inference.
 ///
 /// ```
 /// // [CLS] new york ##er [SEP]: words 0 ("new") and 1 ("yorker", two sub-tokens).
