@@ -162,7 +162,11 @@ fn run_embeds(backend: &Backend, jobs: Vec<Job>, forward_batch: usize) {
             .any(|job| matches!(job.work, Work::Embed { normalize: true, .. }))
             .then(|| rows_of(&encoder::l2_normalize(&vectors)))
             .transpose()?;
-        Ok((rows_of(&vectors)?, normalized))
+        let plain = rows_of(&vectors)?;
+        if plain.len() != texts.len() {
+            return Err(ApiError::backend(format!("{} vectors for {} texts", plain.len(), texts.len())));
+        }
+        Ok((plain, normalized))
     });
     match vectors {
         Ok((plain, normalized)) => {

@@ -204,8 +204,19 @@ impl Packing {
         let Some(padding) = &self.padded else {
             return attention(query, key, value, self.batch, self.seq, None);
         };
+        match padding.groups.as_slice() {
+            // Not a real token in the batch: no rows, nothing to attend.
+            [] => return query.zeros_like(),
+            // One group without padding, in the rows' order (equal lengths, or whole rows of padding only): the
+            // rows are the group's layout already.
+            [group] if group.mask.is_none() && padding.restore.is_none() => {
+                return attention(query, key, value, group.sequences, group.length, None);
+            }
+            _ => {}
+        }
         // One zero row past the last: the padded slots read it.
-        let with_zero_row = |rows: &Tensor| Tensor::cat(&[rows, &rows.zeros_like().narrow(0, 0, 1)], 0);
+        let with_zero_row =
+            |rows: &Tensor| Tensor::cat(&[rows, &Tensor::zeros([1, width], (rows.kind(), rows.device()))], 0);
         let (query, key, value) = (with_zero_row(query), with_zero_row(key), with_zero_row(value));
         let outputs: Vec<Tensor> = padding
             .groups
@@ -238,7 +249,8 @@ impl Padded {
     fn new(batch: i64, mask: &Tensor, attention_kind: Kind) -> Self {
         let device = mask.device();
         let real = mask.reshape([-1]).nonzero().squeeze_dim(1);
-        let sums = mask.sum_dim_intlist(1, false, Kind::Int64).to_device(Device::Cpu);
+        // Any nonzero value is a real token, as for `real`.
+        let sums = mask.ne(0).sum_dim_intlist(1, false, Kind::Int64).to_device(Device::Cpu);
         let lengths: Vec<i64> = (0..batch).map(|sequence| sums.int64_value(&[sequence])).collect();
         let tokens: i64 = lengths.iter().sum();
         // Sequence b's real tokens are rows first_row[b] .. first_row[b] + lengths[b] of the packed rows.

@@ -334,6 +334,15 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_without_a_real_token_gives_zeros() {
+        let (_, model) = tiny();
+        let ids = Tensor::from_slice(&[2_i64, 5, 7, 3, 9, 1]).view([2, 3]);
+        let states = model.forward_t(&ids, Some(&ids.zeros_like()), None, false).expect("forward").last_hidden_state;
+        assert_eq!(states.size(), [2, 3, 16]);
+        assert_eq!(states.abs().sum(Kind::Float).double_value(&[]), 0.0);
+    }
+
+    #[test]
     fn a_batch_whose_attention_runs_in_several_groups_gives_each_text_its_own_states() {
         // Long and short texts, interleaved, and one with no real token: the attention groups the long ones apart
         // from the short ones, and its output rows must come back in the batch's order.
