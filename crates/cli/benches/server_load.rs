@@ -127,7 +127,7 @@ fn main() -> Result<()> {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let offline = offline(&args, &embedder, &precision, &refs)?;
     println!("{offline}");
-    let offline_vectors = offline_vectors(&args, &texts[..16.min(texts.len())])?;
+    let offline_vectors = offline_vectors(&embedder, &refs[..16.min(refs.len())])?;
 
     let server = Server::start(&args)?;
     let mut warm = false;
@@ -234,7 +234,6 @@ const MIN_COSINE: f64 = 0.9999;
 const EMBED_BATCH: usize = 32;
 
 fn offline(args: &Args, embedder: &Embedder, precision: &str, refs: &[&str]) -> Result<Value> {
-    let texts = refs;
     embedder.embed(refs, EMBED_BATCH)?;
     let mut seconds = Vec::new();
     for _ in 0..args.reps {
@@ -258,25 +257,23 @@ fn offline(args: &Args, embedder: &Embedder, precision: &str, refs: &[&str]) -> 
     let grouped_median = grouped[grouped.len() / 2];
     Ok(json!({
         "groups_of_32_seconds": round(grouped_median, 3),
-        "groups_of_32_texts_per_s": round(texts.len() as f64 / grouped_median, 1),
+        "groups_of_32_texts_per_s": round(refs.len() as f64 / grouped_median, 1),
         "bench": "cli.server_load",
         "mode": "offline",
         "corpus": args.corpus,
-        "texts": texts.len(),
+        "texts": refs.len(),
         "reps": args.reps,
         "batch": EMBED_BATCH,
         "precision": precision,
         "threads": tch::get_num_threads(),
         "seconds": round(median, 3),
         "pass_seconds": seconds.iter().map(|s| round(*s, 3)).collect::<Vec<_>>(),
-        "texts_per_s": round(texts.len() as f64 / median, 1),
+        "texts_per_s": round(refs.len() as f64 / median, 1),
     }))
 }
 
-fn offline_vectors(args: &Args, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-    let (embedder, _) = embedder(args)?;
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let vectors = embedder.embed(&refs, EMBED_BATCH)?.vectors.to_kind(tch::Kind::Float);
+fn offline_vectors(embedder: &Embedder, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+    let vectors = embedder.embed(texts, EMBED_BATCH)?.vectors.to_kind(tch::Kind::Float);
     let dimension = usize::try_from(vectors.size()[1])?;
     let values = Vec::<f32>::try_from(vectors.flatten(0, -1))?;
     Ok(values.chunks(dimension).map(<[f32]>::to_vec).collect())

@@ -1,5 +1,6 @@
-//! What `train` and `reproduce` share: the run's configuration file, Ctrl-C, and the one training path (a session
-//! trained with progress, a resumable state after every epoch, then the checkpoint, records, reports and plots).
+//! What `train` and `reproduce` share: the run's configuration file, Ctrl-C, the model built for the data, and the one
+//! training path (a session trained with progress, a resumable state after every epoch, then the checkpoint, records,
+//! reports and plots).
 
 use crate::report::progress::{Fanout, ProgressBars};
 use crate::report::run_dir::{ClaimedRun, RunDirectory};
@@ -8,12 +9,12 @@ use crate::report::{epoch_line, evaluation_text};
 use anyhow::{bail, Context, Result};
 use distributed::{GroupConfig, ProcessGroup};
 use encoder::{Precision, ResolvedPrecision};
-use heads::MultiTaskModel;
+use heads::{MultiTaskConfig, MultiTaskModel};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
-use trainer::{Fingerprint, ResumeState, RunControl, Session, Settings, TrainError, TrainOutcome};
+use trainer::{Fingerprint, ResumeState, RunControl, Session, Settings, Task, TaskData, TrainError, TrainOutcome};
 
 /// The run's configuration file, in its directory.
 pub const CONFIG_FILE: &str = "config.json";
@@ -411,4 +412,25 @@ pub fn join_group(device: tch::Device) -> Result<Option<ProcessGroup>> {
         tracing::info!(rank = group.rank(), processes = group.world_size(), "data-parallel run");
     }
     Ok(group)
+}
+
+/// The multi-task model on the pretrained encoder `model_dir` with a head per task of `data` (labels from the data),
+/// with the settings' pooling, attention dropout and `precision`.
+pub(crate) fn build_model(
+    model_dir: &Path,
+    settings: &Settings,
+    data: &TaskData<'_>,
+    precision: Precision,
+    device: tch::Device,
+) -> Result<MultiTaskModel> {
+    let labels = |task: Task| data.get(task).map(|d| d.label_names().to_vec()).unwrap_or_default();
+    let mut config =
+        MultiTaskConfig::for_pretrained(model_dir, labels(Task::Classification), labels(Task::Ner), settings.pooling)?;
+    if let Some(dropout) = settings.attention_dropout {
+        config.encoder.attention_probs_dropout_prob = dropout;
+    }
+    config.ner_case_types = settings.ner_case_types;
+    let mut model = MultiTaskModel::from_pretrained_config(model_dir, config, device)?;
+    model.set_precision(precision)?;
+    Ok(model)
 }

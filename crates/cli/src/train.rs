@@ -323,7 +323,7 @@ fn train_in(
     transcript.heading("Model");
     tch::manual_seed(settings.train.seed as i64);
     let precision = config.precision.resolve(device);
-    let model = crate::reproduce::data::build_model(&config.model, settings, &tasks, precision.precision, device)?;
+    let model = crate::run::build_model(&config.model, settings, &tasks, precision.precision, device)?;
     transcript.line(&format!(
         "`{}` with a head for {}; precision {} ({}); on {}.",
         config.model.display(),

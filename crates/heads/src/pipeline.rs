@@ -355,20 +355,21 @@ fn tag_texts<S: AsRef<str>>(
             row.positions.iter().map(|&p| ids[p]).collect()
         })
         .collect();
-    // Each row's token types: 1 on capitalized words where the model was trained so, else 0.
-    let row_types: Vec<Vec<u32>> = rows
+    // Each text's token types (1 on capitalized words where the model was trained so, else 0), then each row's.
+    let text_types: Vec<Vec<u32>> = word_encodings
         .iter()
-        .map(|(text, row)| {
-            let encoding = &word_encodings[*text];
-            let types = if config.ner_case_types {
-                let refs: Vec<&str> = words[*text].iter().map(|word| word.text.as_str()).collect();
+        .zip(&words)
+        .map(|(encoding, words)| {
+            if config.ner_case_types {
+                let refs: Vec<&str> = words.iter().map(|word| word.text.as_str()).collect();
                 text_prep::case_types(encoding.get_word_ids(), &refs)
             } else {
                 encoding.get_type_ids().to_vec()
-            };
-            row.positions.iter().map(|&p| types[p]).collect()
+            }
         })
         .collect();
+    let row_types: Vec<Vec<u32>> =
+        rows.iter().map(|(text, row)| row.positions.iter().map(|&p| text_types[*text][p]).collect()).collect();
     let row_refs: Vec<&[u32]> = row_ids.iter().map(Vec::as_slice).collect();
     let type_refs: Vec<&[u32]> = row_types.iter().map(Vec::as_slice).collect();
     let row_probabilities = encoder::run_sorted_batches_with_types(

@@ -1,15 +1,13 @@
-//! The two tasks' data (the user's files, the notebook's, or the embedded corpora), its summary, and the model
-//! built for it.
+//! The two tasks' data (the user's files, the notebook's, or the embedded corpora) and its summary.
 
 use super::ReproduceArgs;
 use anyhow::{bail, Context, Result};
 use datasets::{
     prepare_classification, prepare_ner, ClassificationOptions, NerOptions, PrepareOptions, PreparedDataset, TestSize,
 };
-use encoder::{Precision, SentenceEncoder};
-use heads::{MultiTaskConfig, MultiTaskModel};
+use encoder::SentenceEncoder;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use trainer::{Settings, Task, TaskData};
 
 /// What Task 2 loaded.
@@ -28,27 +26,6 @@ pub(super) struct TaskDataSummary {
     pub(super) windowed_examples: u64,
     pub(super) cache: String,
     pub(super) batch_shapes: Vec<(String, Vec<i64>)>,
-}
-
-/// The multi-task model on the pretrained encoder `model_dir` with a head per task of `data` (labels from the data),
-/// with the settings' pooling, attention dropout and `precision`.
-pub(crate) fn build_model(
-    model_dir: &Path,
-    settings: &Settings,
-    data: &TaskData<'_>,
-    precision: Precision,
-    device: tch::Device,
-) -> Result<MultiTaskModel> {
-    let labels = |task: Task| data.get(task).map(|d| d.label_names().to_vec()).unwrap_or_default();
-    let mut config =
-        MultiTaskConfig::for_pretrained(model_dir, labels(Task::Classification), labels(Task::Ner), settings.pooling)?;
-    if let Some(dropout) = settings.attention_dropout {
-        config.encoder.attention_probs_dropout_prob = dropout;
-    }
-    config.ner_case_types = settings.ner_case_types;
-    let mut model = MultiTaskModel::from_pretrained_config(model_dir, config, device)?;
-    model.set_precision(precision)?;
-    Ok(model)
 }
 
 /// Where a task's data comes from: the user's file, the notebook's Kaggle file in data/raw, or the embedded corpus.

@@ -1,6 +1,6 @@
 //! `bertmt reproduce`: the notebook's tasks in order, printed and written to a run directory.
 
-pub(crate) mod data;
+mod data;
 mod tasks;
 
 use crate::args::{ModelArgs, RunArgs, TrainingArgs};
@@ -8,9 +8,9 @@ use crate::device;
 use crate::embed::load_encoder;
 use crate::report::run_dir::{self, ClaimedRun};
 use crate::report::transcript::Transcript;
-use crate::run::{DataConfig, Resolved, RunConfig, TaskFiles, TestSize};
+use crate::run::{build_model, DataConfig, Resolved, RunConfig, TaskFiles, TestSize};
 use anyhow::{bail, Context, Result};
-use data::{build_model, load_data, resolve_sources};
+use data::{load_data, resolve_sources};
 use distributed::ProcessGroup;
 use heads::{parameter_table, ParameterCount};
 use serde::Serialize;
